@@ -1,0 +1,73 @@
+# Development build of lws. `luarocks make` uses the rockspec instead.
+#   make            build build/lws/core.so (runs from the checkout)
+#   make test       install what is missing, build, run every spec
+#   make demo       run the demos
+#   make asan       the spec suite against an ASan+UBSan build
+#   make valgrind   the spec suite under valgrind
+#   make rock       luarocks make into a temporary tree and require it
+
+LUA      ?= lua5.4
+LUA_INC  ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
+LWS_LIBS ?= $(shell pkg-config --libs libwebsockets 2>/dev/null || echo -lwebsockets)
+CC       ?= cc
+WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden $(LUA_INC)
+SRCS      = $(wildcard csrc/*.c)
+HDRS      = $(wildcard csrc/*.h)
+BUSTED    = $(LUA) /usr/bin/busted
+SPECS    ?= spec
+
+.PHONY: all build test check deps demo asan valgrind rock bench soak fuzz clean
+
+all: build
+
+build: build/lws/core.so
+
+build/lws/core.so: $(SRCS) $(HDRS) Makefile
+	@mkdir -p build/lws
+	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SRCS) $(LWS_LIBS)
+
+# Everything a fresh Debian 12 machine needs (apt + npm), idempotent.
+deps:
+	@./.ci/deps
+
+test: deps build
+	@$(MAKE) --no-print-directory check
+
+# The spec suite against the current build (no installs).
+check: build
+	@$(BUSTED) $(SPECS)
+
+demo: deps build
+	@./examples/run-demos
+
+build-asan/lws/core.so: $(SRCS) $(HDRS) Makefile
+	@mkdir -p build-asan/lws
+	$(CC) $(ALL_CFLAGS) -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	  -fno-sanitize-recover=undefined -shared -o $@ $(SRCS) $(LWS_LIBS)
+
+# lua5.4 itself is not instrumented: preload the ASan runtime.
+asan: build-asan/lws/core.so
+	@LWS_BUILD_DIR=build-asan \
+	 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
+	 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \
+	 LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
+	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	 LWS_TEST_SLOW=2 $(BUSTED) $(SPECS)
+
+valgrind: build
+	@LWS_TEST_SLOW=10 LWS_VALGRIND=1 valgrind --quiet --error-exitcode=99 \
+	  --leak-check=full --errors-for-leak-kinds=definite \
+	  --suppressions=$(CURDIR)/.ci/valgrind.supp \
+	  --trace-children=no $(BUSTED) $(SPECS)
+
+rock:
+	@./.ci/rock-check
+
+bench: build
+	@$(MAKE) --no-print-directory -C bench
+	@bench/run
+
+clean:
+	rm -rf build build-asan

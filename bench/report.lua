@@ -1,0 +1,311 @@
+-- bench/report.lua: turns the RESULT lines bench/run collected into the
+-- comparison table (medians, ratios to c-lws and node-ws), a gnuplot PNG
+-- and, when asked, the generated section of bench/README.md.
+--
+--   lua5.4 bench/report.lua RESULTS OUTDIR [UPDATE_README] [SETTINGS]
+
+local results_path, outdir, update_readme, settings = ...
+assert(results_path and outdir, "usage: report.lua RESULTS OUTDIR [0|1] [settings]")
+update_readme = update_readme == "1"
+settings = settings or ""
+
+local bench = arg[0]:match("^(.*)/[^/]*$") or "."
+local REF_C, REF_NODE = "c-lws", "node-ws"
+
+-- metrics shown per suite: key, label, direction
+local METRICS = {
+  echo = { { "msgs_per_s", "round trips/s", "up" } },
+  broadcast = { { "deliveries_per_s", "deliveries/s", "up" },
+                { "p99_us", "p99 delivery latency µs", "down" } },
+  latency = { { "p50_us", "p50 round trip µs", "down" },
+              { "p99_us", "p99 round trip µs", "down" },
+              { "recv_per_s", "achieved msgs/s", "up" } },
+  idle = { { "kib_per_conn", "server KiB per idle conn", "down" } },
+  connect = { { "conns_per_s", "connections/s", "up" } },
+}
+
+local function median(t)
+  local s = {}
+  for i, v in ipairs(t) do s[i] = v end
+  table.sort(s)
+  local n = #s
+  if n == 0 then return nil end
+  if n % 2 == 1 then return s[(n + 1) // 2] end
+  return (s[n // 2] + s[n // 2 + 1]) / 2
+end
+
+local function commas(n)
+  local s = string.format("%d", math.floor(n + 0.5))
+  local out = s:reverse():gsub("(%d%d%d)", "%1,"):reverse()
+  return (out:gsub("^(-?),", "%1"))
+end
+
+local function fmt(v, key)
+  if v == nil then return "—" end
+  if key:match("_us$") then
+    return v < 1000 and string.format("%.1f", v) or commas(v)
+  elseif key == "kib_per_conn" then
+    return string.format("%.2f", v)
+  end
+  return commas(v)
+end
+
+local function case_label(id)
+  local f = {}
+  for p in id:gmatch("[^:]+") do f[#f + 1] = p end
+  local suite = f[1]
+  if suite == "echo" then
+    return string.format("echo %s conns, %s B, %s", commas(tonumber(f[2])), f[3],
+      f[4] == "1" and "strict" or f[4] .. " in flight")
+  elseif suite == "broadcast" then
+    return string.format("broadcast to %s (%s B, window %s)", commas(tonumber(f[2])), f[3], f[4])
+  elseif suite == "latency" then
+    return string.format("latency at %s msg/s over %s conns", commas(tonumber(f[4])),
+      commas(tonumber(f[2])))
+  elseif suite == "idle" then
+    return string.format("idle at %s conns", commas(tonumber(f[2])))
+  elseif suite == "connect" then
+    return string.format("open %s conns (%s at a time)", commas(tonumber(f[2])), f[3])
+  end
+  return id
+end
+
+-- read results
+local runs, cases, case_seen, servers, server_seen = {}, {}, {}, {}, {}
+for line in io.lines(results_path) do
+  local r = {}
+  for k, v in line:gmatch("(%S+)=(%S+)") do r[k] = tonumber(v) or v end
+  if r.case and r.server then
+    runs[#runs + 1] = r
+    if not case_seen[r.case] then case_seen[r.case] = true; cases[#cases + 1] = r.case end
+    if not server_seen[r.server] then server_seen[r.server] = true; servers[#servers + 1] = r.server end
+  end
+end
+if #runs == 0 then
+  io.stderr:write("report: no results in " .. results_path .. "\n")
+  os.exit(1)
+end
+-- reference servers first, the rest in the order they ran
+table.sort(servers, function(a, b)
+  local function rank(s) return s == REF_C and 0 or s == REF_NODE and 1 or 2 end
+  if rank(a) ~= rank(b) then return rank(a) < rank(b) end
+  return false
+end)
+
+local function collect(case, server, key)
+  local vals, errors, n, lcpu, scpu = {}, 0, 0, 0, {}
+  for _, r in ipairs(runs) do
+    if r.case == case and r.server == server then
+      n = n + 1
+      errors = errors + (tonumber(r.errors) or 0)
+      if type(r[key]) == "number" then vals[#vals + 1] = r[key] end
+      if type(r.loadgen_cpu) == "number" and r.loadgen_cpu > lcpu then lcpu = r.loadgen_cpu end
+      if type(r.server_cpu) == "number" and r.server_cpu >= 0 then scpu[#scpu + 1] = r.server_cpu end
+    end
+  end
+  return median(vals), errors, n, lcpu, median(scpu)
+end
+
+-- the table
+local ratio_cols = {}
+for _, s in ipairs(servers) do
+  if s ~= REF_C and server_seen[REF_C] then ratio_cols[#ratio_cols + 1] = { s, REF_C } end
+end
+for _, s in ipairs(servers) do
+  if s ~= REF_C and s ~= REF_NODE and server_seen[REF_NODE] then
+    ratio_cols[#ratio_cols + 1] = { s, REF_NODE }
+  end
+end
+
+local head = { "case", "metric" }
+for _, s in ipairs(servers) do head[#head + 1] = s end
+for _, rc in ipairs(ratio_cols) do head[#head + 1] = rc[1] .. " ÷ " .. rc[2] end
+head[#head + 1] = "server CPU"
+head[#head + 1] = "loadgen CPU max"
+head[#head + 1] = "errors"
+
+local rows, problems = {}, {}
+for _, case in ipairs(cases) do
+  local suite = case:match("^[^:]+")
+  for mi, m in ipairs(METRICS[suite] or {}) do
+    local key, label, dir = m[1], m[2], m[3]
+    local row = { mi == 1 and case_label(case) or "", label .. (dir == "up" and " ↑" or " ↓") }
+    local med, lmax, cpus, errs = {}, 0, {}, {}
+    for _, s in ipairs(servers) do
+      local v, e, n, lc, sc = collect(case, s, key)
+      med[s] = v
+      if lc > lmax then lmax = lc end
+      if n > 0 then
+        row[#row + 1] = fmt(v, key) .. (e > 0 and " ⚠" or "")
+        cpus[#cpus + 1] = sc and string.format("%.0f%%", sc * 100) or "—"
+        if e > 0 then
+          errs[#errs + 1] = s .. " " .. e
+          if mi == 1 then problems[#problems + 1] = string.format("%s: %s had %d errors over %d runs", case_label(case), s, e, n) end
+        end
+      else
+        row[#row + 1] = "—"
+        cpus[#cpus + 1] = "—"
+      end
+    end
+    for _, rc in ipairs(ratio_cols) do
+      local a, b = med[rc[1]], med[rc[2]]
+      row[#row + 1] = (a and b and b ~= 0) and string.format("%.2f", a / b) or "—"
+    end
+    row[#row + 1] = mi == 1 and table.concat(cpus, " / ") or ""
+    row[#row + 1] = (mi == 1 and lmax > 0) and string.format("%.0f%%", lmax * 100) or ""
+    row[#row + 1] = mi == 1 and (#errs > 0 and table.concat(errs, ", ") or "0") or ""
+    rows[#rows + 1] = row
+  end
+end
+
+local function md_table()
+  local out = { "| " .. table.concat(head, " | ") .. " |" }
+  local sep = {}
+  for i = 1, #head do sep[i] = i <= 2 and "---" or "---:" end
+  out[#out + 1] = "| " .. table.concat(sep, " | ") .. " |"
+  for _, r in ipairs(rows) do out[#out + 1] = "| " .. table.concat(r, " | ") .. " |" end
+  return table.concat(out, "\n")
+end
+
+local table_md = md_table()
+local reps = 0
+for _, r in ipairs(runs) do if r.rep > reps then reps = r.rep end end
+
+-- figure: echo throughput and idle memory against connection count
+local function series(pred, key, scale)
+  local by = {}
+  for _, case in ipairs(cases) do
+    if pred(case) then
+      local c = tonumber(case:match("^%a+:(%d+)"))
+      for _, s in ipairs(servers) do
+        local v = collect(case, s, key)
+        if v then
+          by[s] = by[s] or {}
+          by[s][#by[s] + 1] = { c, v * (scale or 1) }
+        end
+      end
+    end
+  end
+  return by
+end
+
+local function write_dat(path, pts)
+  table.sort(pts, function(a, b) return a[1] < b[1] end)
+  local f = assert(io.open(path, "w"))
+  for _, p in ipairs(pts) do f:write(p[1], " ", p[2], "\n") end
+  f:close()
+end
+
+local png = update_readme and (bench .. "/figures/bench.png") or (outdir .. "/bench.png")
+local plots = { {}, {} }
+local colors = { ["c-lws"] = "#1f77b4", ["node-ws"] = "#2ca02c" }
+local palette = { "#d62728", "#9467bd", "#8c564b", "#e377c2" }
+local function color(s)
+  if not colors[s] then colors[s] = table.remove(palette, 1) or "#7f7f7f" end
+  return colors[s]
+end
+for _, spec in ipairs({ { "1", "strict", 1 }, { "16", "16 in flight", 2 } }) do
+  local by = series(function(c) return c:match("^echo:%d+:32:" .. spec[1] .. "$") end, "msgs_per_s")
+  for _, s in ipairs(servers) do
+    if by[s] and #by[s] > 0 then
+      local dat = string.format("%s/plot-echo-%s-%s.dat", outdir, s, spec[1])
+      write_dat(dat, by[s])
+      plots[1][#plots[1] + 1] = string.format("'%s' with linespoints lw 2 dt %d lc rgb '%s' title '%s, 32 B %s'",
+        dat, spec[3], color(s), s, spec[2])
+    end
+  end
+end
+do
+  local by = series(function(c) return c:match("^idle:") end, "kib_per_conn")
+  for _, s in ipairs(servers) do
+    if by[s] and #by[s] > 0 then
+      -- KiB per conn times conns = server RSS growth, in MiB
+      for _, p in ipairs(by[s]) do p[2] = p[2] * p[1] / 1024 end
+      local dat = string.format("%s/plot-idle-%s.dat", outdir, s)
+      write_dat(dat, by[s])
+      plots[2][#plots[2] + 1] = string.format("'%s' with linespoints lw 2 lc rgb '%s' title '%s'",
+        dat, color(s), s)
+    end
+  end
+end
+
+local have_gnuplot = os.execute("command -v gnuplot >/dev/null 2>&1")
+local figure_ok = false
+if have_gnuplot and (#plots[1] > 0 or #plots[2] > 0) then
+  os.execute("mkdir -p '" .. png:match("^(.*)/") .. "'")
+  local gp = outdir .. "/bench.gp"
+  local f = assert(io.open(gp, "w"))
+  f:write("set terminal pngcairo size 1200,480 font 'sans,10'\n")
+  f:write("set output '", png, "'\n")
+  f:write("set multiplot layout 1,2\nset logscale x\nset grid\nset key top right\n")
+  f:write("set xlabel 'connections'\nset format y '%.0s%c'\n")
+  f:write("set title 'echo round trips/s (higher is better)'\nset yrange [0:*]\n")
+  if #plots[1] > 0 then f:write("plot ", table.concat(plots[1], ", \\\n  "), "\n") end
+  f:write("set title 'server RSS growth with idle connections, MiB (lower is better)'\n")
+  f:write("set format y '%g'\nset key top left\n")
+  if #plots[2] > 0 then f:write("plot ", table.concat(plots[2], ", \\\n  "), "\n") end
+  f:write("unset multiplot\n")
+  f:close()
+  figure_ok = os.execute("gnuplot '" .. gp .. "'")
+end
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>/dev/null")
+  local s = p and p:read("a") or ""
+  if p then p:close() end
+  return (s:gsub("%s+$", ""))
+end
+
+local cpu = sh("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1")
+local env = string.format("%s, %s cores, Linux %s; libwebsockets %s; Node %s, ws %s",
+  cpu ~= "" and cpu or "unknown CPU", sh("nproc"), sh("uname -r"),
+  sh("pkg-config --modversion libwebsockets"), sh("node --version"),
+  sh("node -p \"require('" .. bench .. "/../node_modules/ws/package.json').version\""))
+
+local out = {}
+out[#out + 1] = string.format("Measured %s UTC on %s.", os.date("!%Y-%m-%d %H:%M"), env)
+out[#out + 1] = ""
+out[#out + 1] = string.format("Settings: `%s`; %d repetition%s per case, servers interleaved, " ..
+  "medians shown; ratios are median ÷ median (↑ higher is better, ↓ lower is better). " ..
+  "\"server CPU\" is the median share of CPU 0 the server used while measured " ..
+  "(about 100%% means the server was the bottleneck); \"loadgen CPU max\" is the " ..
+  "load generator's highest share of CPU 1.", settings, reps, reps == 1 and "" or "s")
+out[#out + 1] = ""
+out[#out + 1] = table_md
+out[#out + 1] = ""
+if #problems > 0 then
+  out[#out + 1] = "Runs with errors (⚠): " .. table.concat(problems, "; ") .. "."
+else
+  out[#out + 1] = "Every run finished with errors=0 (all payloads verified, nothing lost, " ..
+    "duplicated or reordered, clean close handshakes)."
+end
+if figure_ok then
+  out[#out + 1] = ""
+  out[#out + 1] = update_readme and "![echo throughput and idle memory against connections](figures/bench.png)"
+    or ("Figure: " .. png)
+end
+local section = table.concat(out, "\n")
+
+local f = assert(io.open(outdir .. "/table.md", "w"))
+f:write(section, "\n")
+f:close()
+print(section)
+
+if update_readme then
+  local readme = bench .. "/README.md"
+  local rf = assert(io.open(readme))
+  local text = rf:read("a")
+  rf:close()
+  local b, e = "<!-- BEGIN GENERATED by bench/run -->", "<!-- END GENERATED -->"
+  local i = text:find(b, 1, true)
+  local j = text:find(e, 1, true)
+  if not (i and j and j > i) then
+    io.stderr:write("report: markers not found in " .. readme .. "\n")
+    os.exit(1)
+  end
+  text = text:sub(1, i + #b - 1) .. "\n" .. section .. "\n" .. text:sub(j)
+  rf = assert(io.open(readme, "w"))
+  rf:write(text)
+  rf:close()
+  io.stderr:write("report: updated " .. readme .. "\n")
+end

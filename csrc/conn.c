@@ -1,0 +1,763 @@
+/* conn.c: lws.conn, one WebSocket connection (server or client side).
+ * Owns message reassembly with max_message_size and UTF-8 checks, the
+ * send queue drained in WRITEABLE (large messages leave as fragments,
+ * control frames go first), close codes in both directions, and the
+ * lifetime rule: the userdata is pinned while its wsi lives, and once
+ * lws closes it every method answers nil, "connection is closed". */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+
+#define FRAG_SIZE 65536          /* bigger messages leave in fragments */
+#define WRITE_BUDGET (256 * 1024) /* bytes per WRITEABLE before yielding */
+#define RBUF_KEEP 65536          /* keep a reassembly buffer this big */
+
+static const char *const state_names[] = { "CONNECTING", "OPEN", "CLOSING", "CLOSED" };
+
+struct conn *
+conn_check(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, CONN_MT);
+}
+
+struct conn *
+conn_new(lua_State *L, struct ctx *x)
+{
+	struct conn *c = lua_newuserdatauv(L, sizeof(*c), 1);
+
+	memset(c, 0, sizeof(*c));
+	c->kind = KIND_CONN;
+	c->ctx = x;
+	c->self_ref = LUA_NOREF;
+	c->state = CONN_CONNECTING;
+	c->max_message = 16u << 20;
+	c->max_queue = 16u << 20;
+	c->close_timeout = 10;
+	luaL_setmetatable(L, CONN_MT);
+	return c;
+}
+
+void
+conn_attach(struct conn *c, struct lws *wsi)
+{
+	lua_State *L = c->ctx->L;
+
+	c->wsi = wsi;
+	lws_set_opaque_user_data(wsi, c);
+	if (c->self_ref == LUA_NOREF) {
+		c->self_ref = core_ref_self(L, -1);
+		c->ctx->n_conns++;
+	}
+}
+
+/* ---- send queue ------------------------------------------------------ */
+
+static void
+sendq_clear(struct conn *c)
+{
+	while (c->qcount) {
+		msgbuf_unref(c->q[c->qhead].m);
+		c->qhead = (c->qhead + 1) % c->qcap;
+		c->qcount--;
+	}
+	free(c->q);
+	c->q = NULL;
+	c->qhead = c->qcap = 0;
+	c->qbytes = 0;
+	msgbuf_unref(c->inflight);
+	c->inflight = NULL;
+}
+
+static void
+ask_writable(struct conn *c)
+{
+	if (c->wsi)
+		lws_callback_on_writable(c->wsi);
+}
+
+/* Takes over one reference of m. Returns 0, or -1 (queue full / no
+ * memory) leaving the reference with the caller. */
+int
+conn_queue(struct conn *c, struct msgbuf *m)
+{
+	if (c->qbytes && c->qbytes + m->len > c->max_queue)
+		return -1;
+	if (c->qcount == c->qcap) {
+		uint32_t ncap = c->qcap ? c->qcap * 2 : 4, i;
+		struct sendq_entry *nq = malloc(ncap * sizeof(*nq));
+
+		if (!nq)
+			return -1;
+		for (i = 0; i < c->qcount; i++)
+			nq[i] = c->q[(c->qhead + i) % c->qcap];
+		free(c->q);
+		c->q = nq;
+		c->qcap = ncap;
+		c->qhead = 0;
+	}
+	c->q[(c->qhead + c->qcount) % c->qcap].m = m;
+	c->q[(c->qhead + c->qcount) % c->qcap].off = 0;
+	c->qcount++;
+	c->qbytes += m->len;
+	if (c->qcount == 1)
+		ask_writable(c);
+	return 0;
+}
+
+/* ---- closing ----------------------------------------------------------- */
+
+static void
+set_close(struct conn *c, uint16_t code, const char *reason, size_t rlen)
+{
+	if (rlen > 123)
+		rlen = 123;
+	c->close_code = code;
+	memcpy(c->close_reason, reason, rlen);
+	c->close_reason[rlen] = '\0';
+	c->close_reason_len = (uint8_t)rlen;
+}
+
+static void
+arm_backstop(struct conn *c)
+{
+	/* if the peer never lets us write (or never answers our Close), lws
+	 * kills the connection after this many seconds */
+	if (c->wsi)
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, c->close_timeout);
+}
+
+/* Graceful close: queued data leaves first, then our Close frame. */
+void
+conn_request_close(struct conn *c, uint16_t code, const char *reason, size_t rlen)
+{
+	if (c->state != CONN_OPEN)
+		return;
+	c->state = CONN_CLOSING;
+	set_close(c, code, reason, rlen);
+	arm_backstop(c);
+	ask_writable(c);
+}
+
+/* Failing the connection (RFC 6455 7.1.7): drop what is queued, stop
+ * reading, send our Close with code from the next WRITEABLE (never by
+ * returning -1 from RECEIVE: see notes 4 on pmd). */
+void
+conn_fail(struct conn *c, uint16_t code, const char *reason)
+{
+	if (c->state >= CONN_CLOSED || c->fail)
+		return;
+	c->state = CONN_CLOSING;
+	c->fail = 1;
+	c->rx_failed = 1;
+	set_close(c, code, reason, strlen(reason));
+	if (c->wsi) {
+		lws_rx_flow_control(c->wsi, 0);
+		arm_backstop(c);
+		ask_writable(c);
+	}
+}
+
+/* terminate(): no close frame, the peer sees 1006 */
+void
+conn_abort(struct conn *c)
+{
+	if (c->state >= CONN_CLOSED || !c->wsi)
+		return;
+	c->state = CONN_CLOSING;
+	c->fail = 1;
+	c->rx_failed = 1;
+	c->close_code = 1006;
+	c->close_sent = 0;
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+/* ---- events into Lua ------------------------------------------------- */
+
+/* Calls dispatch(conn, event, <nargs pushed by push>); a Lua error fails
+ * this connection with 1011 and nothing else. */
+static int
+conn_emit_ok(struct conn *c, int nargs)
+{
+	if (core_call(c->ctx, 2 + nargs, 0)) {
+		conn_fail(c, 1011, "internal error");
+		return -1;
+	}
+	return 0;
+}
+
+int
+conn_established(struct conn *c)
+{
+	struct ctx *x = c->ctx;
+
+	c->state = CONN_OPEN;
+	if (core_dispatch_prepare(x, c->self_ref, "open"))
+		return 0;
+	conn_emit_ok(c, 0);
+	return 0;
+}
+
+static void
+deliver(struct conn *c, const char *p, size_t len)
+{
+	struct ctx *x = c->ctx;
+
+	c->msgs_in++;
+	c->bytes_in += len;
+	if (core_dispatch_prepare(x, c->self_ref, "message"))
+		return;
+	lua_pushlstring(x->L, p, len);
+	lua_pushboolean(x->L, c->rx_binary);
+	conn_emit_ok(c, 2);
+}
+
+/* One RECEIVE chunk: never spans two frames; first/final are about the
+ * whole message (notes 2). */
+int
+conn_receive(struct conn *c, const void *in, size_t len)
+{
+	struct lws *wsi = c->wsi;
+	int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
+
+	if (c->state != CONN_OPEN || c->rx_failed)
+		return 0;   /* closing: what still arrives is dropped */
+	if (first) {
+		c->rlen = 0;
+		c->rx_binary = (uint8_t)!!lws_frame_is_binary(wsi);
+		c->utf8_state = UTF8_ACCEPT;
+	}
+	if (len > c->max_message - c->rlen) {
+		/* refuse before buffering the excess */
+		conn_fail(c, 1009, "message too big");
+		return 0;
+	}
+	if (!c->rx_binary && proto_utf8_step(&c->utf8_state, in, len)) {
+		conn_fail(c, 1007, "invalid UTF-8");
+		return 0;
+	}
+	if (final && !c->rx_binary && c->utf8_state != UTF8_ACCEPT) {
+		conn_fail(c, 1007, "invalid UTF-8 (truncated)");
+		return 0;
+	}
+	if (final && c->rlen == 0) {
+		deliver(c, in, len);   /* whole message in one chunk: no copy */
+		return 0;
+	}
+	if (c->rlen + len > c->rcap) {
+		size_t ncap = c->rcap ? c->rcap : 4096;
+		char *nb;
+
+		while (ncap < c->rlen + len)
+			ncap *= 2;
+		if (ncap > c->max_message)
+			ncap = c->max_message;
+		nb = realloc(c->rbuf, ncap);
+		if (!nb) {
+			conn_fail(c, 1011, "out of memory");
+			return 0;
+		}
+		c->rbuf = nb;
+		c->rcap = ncap;
+	}
+	memcpy(c->rbuf + c->rlen, in, len);
+	c->rlen += len;
+	if (final) {
+		size_t n = c->rlen;
+
+		c->rlen = 0;
+		deliver(c, c->rbuf, n);
+		if (c->rcap > RBUF_KEEP) {   /* idle connections stay small */
+			free(c->rbuf);
+			c->rbuf = NULL;
+			c->rcap = 0;
+		}
+	}
+	return 0;
+}
+
+void
+conn_pong(struct conn *c, const void *in, size_t len)
+{
+	struct ctx *x = c->ctx;
+
+	if (c->state != CONN_OPEN && c->state != CONN_CLOSING)
+		return;
+	if (core_dispatch_prepare(x, c->self_ref, "pong"))
+		return;
+	lua_pushlstring(x->L, in ? in : "", len);
+	conn_emit_ok(c, 1);
+}
+
+/* The peer's Close. Returning nonzero makes lws send the close we set
+ * instead of echoing the peer's. */
+int
+conn_peer_close(struct conn *c, const unsigned char *in, size_t len)
+{
+	uint16_t code = 1005;
+	int bad = proto_close_payload(in, len, &code);
+
+	if (bad) {
+		c->state = CONN_CLOSING;
+		c->fail = 1;
+		c->close_sent = 1;
+		set_close(c, (uint16_t)bad, bad == 1007 ? "invalid UTF-8 in close reason" :
+			  "invalid close frame", bad == 1007 ? 29 : 19);
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason, c->close_reason_len);
+		return -1;
+	}
+	c->got_peer_close = 1;
+	c->peer_code = code;
+	c->peer_reason_len = (uint8_t)(len > 2 ? len - 2 : 0);
+	memcpy(c->peer_reason, in + 2, c->peer_reason_len);
+	c->peer_reason[c->peer_reason_len] = '\0';
+	if (c->state == CONN_OPEN)
+		c->state = CONN_CLOSING;
+	return 0;
+}
+
+/* ---- WRITEABLE --------------------------------------------------------- */
+
+static int
+write_ping(struct conn *c)
+{
+	int n = lws_write(c->wsi, c->ping_buf + LWS_PRE, c->ping_len, LWS_WRITE_PING);
+
+	c->ping_pending = 0;
+	return n < (int)c->ping_len ? -1 : 0;
+}
+
+int
+conn_writeable(struct conn *c)
+{
+	struct lws *wsi = c->wsi;
+	size_t budget = WRITE_BUDGET;
+
+	if (!wsi || c->state == CONN_CLOSED)
+		return 0;
+	if (c->inflight) {
+		/* written last turn; with pmd lws may have read it until now */
+		msgbuf_unref(c->inflight);
+		c->inflight = NULL;
+	}
+	if (c->got_peer_close)
+		return 0;   /* lws answers the peer's Close; no data after it */
+	if (c->ping_pending && c->state == CONN_OPEN) {
+		if (write_ping(c))
+			return -1;
+		if (lws_partial_buffered(wsi) || c->pmd) {
+			ask_writable(c);
+			return 0;
+		}
+	}
+	if (c->state == CONN_CLOSING && (c->fail || !c->qcount)) {
+		if (c->close_sent)
+			return 0;   /* lws calls us once more while closing */
+		c->close_sent = 1;
+		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason, c->close_reason_len);
+		return -1;
+	}
+	while (c->qcount) {
+		struct sendq_entry *e = &c->q[c->qhead];
+		struct msgbuf *m = e->m;
+		size_t chunk = m->len - e->off;
+		unsigned char *p = m->data + LWS_PRE + e->off, saved[LWS_PRE];
+		int first = e->off == 0, last, n;
+
+		if (chunk > FRAG_SIZE)
+			chunk = FRAG_SIZE;
+		last = e->off + chunk == m->len;
+		/* a later fragment's header lands on the tail of the previous
+		 * one, which other queues sharing m may still need: restore it */
+		if (!first)
+			memcpy(saved, p - LWS_PRE, LWS_PRE);
+		n = lws_write(wsi, p, chunk,
+			      (enum lws_write_protocol)lws_write_ws_flags(
+				      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT, first, last));
+		if (!first)
+			memcpy(p - LWS_PRE, saved, LWS_PRE);
+		if (n < (int)chunk)
+			return -1;   /* lws says the connection is unusable */
+		e->off += chunk;
+		c->qbytes -= chunk;
+		c->bytes_out += chunk;
+		if (last) {
+			c->msgs_out++;
+			c->qhead = (c->qhead + 1) % c->qcap;
+			c->qcount--;
+			if (c->pmd)
+				c->inflight = m;   /* release at the next WRITEABLE */
+			else
+				msgbuf_unref(m);
+		}
+		/* pmd: one write per WRITEABLE (its deflate may still be draining) */
+		if (c->pmd || lws_partial_buffered(wsi) || chunk >= budget)
+			break;
+		budget -= chunk;
+	}
+	if (c->qcount || c->inflight || c->state == CONN_CLOSING)
+		ask_writable(c);
+	return 0;
+}
+
+/* ---- the end ------------------------------------------------------------- */
+
+/* CLOSED / CLIENT_CLOSED / CONNECTION_ERROR / WSI_DESTROY: idempotent.
+ * Reports close(code, reason, was_clean) once and unpins the userdata. */
+void
+conn_finalize(struct conn *c, const char *why)
+{
+	struct ctx *x = c->ctx;
+	lua_State *L = x->L;
+	uint16_t code;
+	const char *reason;
+	int clean = 0, ref = c->self_ref;
+
+	if (c->state == CONN_CLOSED && !c->wsi)
+		return;
+	if (c->wsi)
+		lws_set_opaque_user_data(c->wsi, NULL);
+	c->wsi = NULL;
+	if (c->got_peer_close) {
+		code = c->peer_code;
+		reason = c->peer_reason;
+		clean = 1;
+	} else if (c->close_sent) {
+		code = c->close_code;
+		reason = c->close_reason;
+		clean = !c->fail;
+	} else {
+		code = 1006;
+		reason = why ? why : "";
+		if (c->close_code == 1006 && c->close_reason_len)
+			reason = c->close_reason;
+	}
+	{
+		int was_open = c->state != CONN_CONNECTING;
+
+		c->state = CONN_CLOSED;
+		sendq_clear(c);
+		free(c->rbuf);
+		c->rbuf = NULL;
+		c->rcap = c->rlen = 0;
+		if (c->srv)
+			server_conn_gone(c);
+		if (was_open && core_dispatch_prepare(x, ref, "close") == 0) {
+			lua_pushinteger(L, code);
+			lua_pushstring(L, reason);
+			lua_pushboolean(L, clean);
+			core_call(x, 5, 0);
+		}
+	}
+	if (c->self_ref != LUA_NOREF) {
+		x->n_conns--;
+		if (!x->finalizing)
+			core_unref(L, &c->self_ref);
+		c->self_ref = LUA_NOREF;
+	}
+}
+
+/* An upgrade we refused, or one lws failed before ESTABLISHED. */
+void
+conn_release_unopened(struct conn *c)
+{
+	c->state = CONN_CLOSED;
+	conn_finalize(c, NULL);
+}
+
+/* ---- Lua methods --------------------------------------------------------- */
+
+static int
+closed_error(lua_State *L, struct conn *c)
+{
+	return core_push_error(L, c->state == CONN_CLOSING ? "connection is closing" :
+			       c->state == CONN_CONNECTING ? "connection is not open yet" :
+			       "connection is closed", "closed");
+}
+
+/* send(data[, binary]) -> true | nil, err, code */
+static int
+conn_send(lua_State *L)
+{
+	struct conn *c = conn_check(L, 1);
+	size_t len;
+	const char *p = luaL_checklstring(L, 2, &len);
+	int binary = lua_toboolean(L, 3);
+	struct msgbuf *m;
+
+	if (c->state != CONN_OPEN || !c->wsi)
+		return closed_error(L, c);
+	if (c->qbytes && c->qbytes + len > c->max_queue) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "send queue full (%I bytes queued, limit %I)",
+				(lua_Integer)c->qbytes, (lua_Integer)c->max_queue);
+		lua_pushliteral(L, "full");
+		return 3;
+	}
+	m = msgbuf_new(p, len, binary);
+	if (!m || conn_queue(c, m)) {
+		msgbuf_unref(m);
+		return core_push_error(L, "out of memory", "nomem");
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* ping([payload]) -> true | nil, err, code; payload <= 125 bytes */
+static int
+conn_ping(lua_State *L)
+{
+	struct conn *c = conn_check(L, 1);
+	size_t len = 0;
+	const char *p = luaL_optlstring(L, 2, "", &len);
+
+	luaL_argcheck(L, len <= 125, 2, "ping payload longer than 125 bytes");
+	if (c->state != CONN_OPEN || !c->wsi)
+		return closed_error(L, c);
+	memcpy(c->ping_buf + LWS_PRE, p, len);
+	c->ping_len = (uint8_t)len;
+	c->ping_pending = 1;
+	ask_writable(c);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static void
+check_close_args(lua_State *L, int *code, const char **reason, size_t *rlen)
+{
+	*code = (int)luaL_optinteger(L, 2, 1000);
+	*reason = luaL_optlstring(L, 3, "", rlen);
+	luaL_argcheck(L, proto_close_code_sendable((unsigned)*code), 2,
+		      "close code must be 1000-1003, 1007-1014 or 3000-4999");
+	luaL_argcheck(L, *rlen <= 123, 3, "close reason longer than 123 bytes");
+	luaL_argcheck(L, proto_utf8_valid((const unsigned char *)*reason, *rlen), 3,
+		      "close reason is not valid UTF-8");
+}
+
+/* close([code[, reason]]): graceful; a no-op once closing or closed */
+static int
+conn_close(lua_State *L)
+{
+	struct conn *c = conn_check(L, 1);
+	const char *reason;
+	size_t rlen;
+	int code;
+
+	check_close_args(L, &code, &reason, &rlen);
+	if (c->state == CONN_OPEN && c->wsi)
+		conn_request_close(c, (uint16_t)code, reason, rlen);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* terminate([reason]): drop the TCP connection now; reported as 1006 */
+static int
+conn_terminate(lua_State *L)
+{
+	struct conn *c = conn_check(L, 1);
+	size_t rlen = 0;
+	const char *reason = luaL_optlstring(L, 2, "", &rlen);
+
+	if (c->state < CONN_CLOSED && c->wsi) {
+		conn_abort(c);
+		set_close(c, 1006, reason, rlen);
+	}
+	return 0;
+}
+
+/* pause() / resume(): stop and restart reading from the peer (TCP
+ * backpressure does the rest) */
+static int
+conn_pause(lua_State *L)
+{
+	struct conn *c = conn_check(L, 1);
+
+	if (c->wsi && c->state == CONN_OPEN)
+		lws_rx_flow_control(c->wsi, 0);
+	return 0;
+}
+
+static int
+conn_resume(lua_State *L)
+{
+	struct conn *c = conn_check(L, 1);
+
+	if (c->wsi && c->state == CONN_OPEN && !c->rx_failed)
+		lws_rx_flow_control(c->wsi, 1);
+	return 0;
+}
+
+/* set_limits{ max_message_size = , max_queue_bytes = , close_timeout = } */
+static int
+conn_set_limits(lua_State *L)
+{
+	static const char *const fields[] = { "max_message_size", "max_queue_bytes",
+					      "close_timeout", NULL };
+	struct conn *c = conn_check(L, 1);
+
+	luaL_checktype(L, 2, LUA_TTABLE);
+	core_check_fields(L, 2, fields);
+	c->max_message = (size_t)core_opt_int_field(L, 2, "max_message_size",
+						    (lua_Integer)c->max_message, 0, (lua_Integer)1 << 40);
+	c->max_queue = (size_t)core_opt_int_field(L, 2, "max_queue_bytes",
+						  (lua_Integer)c->max_queue, 0, (lua_Integer)1 << 40);
+	c->close_timeout = (int)core_opt_int_field(L, 2, "close_timeout", c->close_timeout, 1,
+						   3600);
+	return 0;
+}
+
+/* stats() -> { messages_in, messages_out, bytes_in, bytes_out } */
+static int
+conn_stats(lua_State *L)
+{
+	struct conn *c = conn_check(L, 1);
+
+	lua_createtable(L, 0, 4);
+	lua_pushinteger(L, (lua_Integer)c->msgs_in);
+	lua_setfield(L, -2, "messages_in");
+	lua_pushinteger(L, (lua_Integer)c->msgs_out);
+	lua_setfield(L, -2, "messages_out");
+	lua_pushinteger(L, (lua_Integer)c->bytes_in);
+	lua_setfield(L, -2, "bytes_in");
+	lua_pushinteger(L, (lua_Integer)c->bytes_out);
+	lua_setfield(L, -2, "bytes_out");
+	return 1;
+}
+
+/* fields() -> the per-connection Lua table (handlers, user data) */
+static int
+conn_fields(lua_State *L)
+{
+	conn_check(L, 1);
+	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setiuservalue(L, 1, 1);
+	}
+	return 1;
+}
+
+static int
+push_prop(lua_State *L, struct conn *c, const char *k)
+{
+	if (!strcmp(k, "readyState")) {
+		lua_pushinteger(L, c->state);
+	} else if (!strcmp(k, "bufferedAmount")) {
+		lua_pushinteger(L, (lua_Integer)c->qbytes);
+	} else if (!strcmp(k, "protocol")) {
+		lua_pushstring(L, c->protocol ? c->protocol : "");
+	} else if (!strcmp(k, "extensions")) {
+		lua_pushstring(L, c->pmd ? "permessage-deflate" : "");
+	} else if (!strcmp(k, "state")) {
+		lua_pushstring(L, state_names[c->state]);
+	} else if (!strcmp(k, "is_client")) {
+		lua_pushboolean(L, c->is_client);
+	} else if (!strcmp(k, "remote_address")) {
+		char buf[64];
+
+		if (!c->wsi || !lws_get_peer_simple(c->wsi, buf, sizeof(buf)))
+			return 0;
+		lua_pushstring(L, buf);
+	} else {
+		return 0;
+	}
+	return 1;
+}
+
+static int
+conn_index(lua_State *L)
+{
+	struct conn *c = lua_touserdata(L, 1);
+
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+		return 1;
+	if (lua_type(L, 2) == LUA_TSTRING && push_prop(L, c, lua_tostring(L, 2)))
+		return 1;
+	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
+		return 0;
+	lua_pushvalue(L, 2);
+	lua_rawget(L, -2);
+	return 1;
+}
+
+static int
+conn_newindex(lua_State *L)
+{
+	struct conn *c = lua_touserdata(L, 1);
+
+	if (lua_type(L, 2) == LUA_TSTRING && push_prop(L, c, lua_tostring(L, 2)))
+		luaL_error(L, "'%s' is read-only", lua_tostring(L, 2));
+	conn_fields(L);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	return 0;
+}
+
+static int
+conn_tostring(lua_State *L)
+{
+	struct conn *c = conn_check(L, 1);
+
+	lua_pushfstring(L, "lws.conn (%s%s, %p)", c->is_client ? "client, " : "",
+			state_names[c->state], c);
+	return 1;
+}
+
+static int
+conn_gc(lua_State *L)
+{
+	struct conn *c = lua_touserdata(L, 1);
+
+	if (c->wsi) {
+		/* only at lua_close (we are pinned otherwise) */
+		core_finalize_from_gc(c->ctx);
+		if (c->wsi)
+			lws_set_opaque_user_data(c->wsi, NULL);
+		c->wsi = NULL;
+	}
+	sendq_clear(c);
+	free(c->rbuf);
+	c->rbuf = NULL;
+	free(c->protocol);
+	c->protocol = NULL;
+	free(c->extra_headers);
+	c->extra_headers = NULL;
+	return 0;
+}
+
+static const luaL_Reg conn_methods[] = {
+	{ "send", conn_send },
+	{ "ping", conn_ping },
+	{ "close", conn_close },
+	{ "terminate", conn_terminate },
+	{ "pause", conn_pause },
+	{ "resume", conn_resume },
+	{ "set_limits", conn_set_limits },
+	{ "stats", conn_stats },
+	{ "fields", conn_fields },
+	{ NULL, NULL }
+};
+
+int
+conn_open(lua_State *L)
+{
+	luaL_newmetatable(L, CONN_MT);
+	luaL_newlib(L, conn_methods);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -4, "conn_methods");   /* the Lua layer adds methods here */
+	lua_pushcclosure(L, conn_index, 1);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, conn_newindex);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushcfunction(L, conn_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, conn_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pop(L, 1);
+	return 0;
+}

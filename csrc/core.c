@@ -1,0 +1,658 @@
+/* core.c: luaopen_lws_core, the per-Lua-state lws_context and its loop
+ * (run/stop/shutdown), the one protected-call path every callback into
+ * Lua takes, the error and log hooks, deferred work, and option helpers.
+ * Errors in Lua callbacks never unwind through lws frames: core_call
+ * catches them, reports the traceback through the error hook, and lets
+ * the caller decide what to close. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "core.h"
+
+#define CTX_KEY "lws.core.ctx"
+
+static struct ctx *log_ctx;   /* lws_set_log_level is process-wide: one hook */
+
+struct deferred {
+	struct deferred *next;
+	deferred_fn fn;
+	void *arg;
+	int arg_ref;
+};
+
+/* ---- protected calls ---------------------------------------------- */
+
+static int
+msgh_traceback(lua_State *L)
+{
+	const char *msg = lua_tostring(L, 1);
+
+	if (!msg) {
+		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
+			msg = lua_tostring(L, -1);
+		else
+			msg = lua_pushfstring(L, "(error object is a %s value)",
+					      luaL_typename(L, 1));
+	}
+	luaL_traceback(L, L, msg, 1);
+	return 1;
+}
+
+void
+core_report(struct ctx *x, const char *msg)
+{
+	lua_State *L = x->L;
+
+	if (x->finalizing || x->error_ref == LUA_NOREF || x->error_ref == LUA_REFNIL) {
+		fprintf(stderr, "lws: %s\n", msg);
+		return;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, x->error_ref);
+	lua_pushstring(L, msg);
+	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
+		fprintf(stderr, "lws: %s\nlws: (and the error hook failed: %s)\n", msg,
+			lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+}
+
+/* Calls the function below nargs arguments on the main thread's stack.
+ * On error: reports the traceback and returns -1 with nothing pushed;
+ * on success returns 0 with nresults pushed. */
+int
+core_call(struct ctx *x, int nargs, int nresults)
+{
+	lua_State *L = x->L;
+	int base = lua_gettop(L) - nargs;   /* index of the function */
+
+	lua_pushcfunction(L, msgh_traceback);
+	lua_insert(L, base);
+	if (lua_pcall(L, nargs, nresults, base) != LUA_OK) {
+		x->callback_errors++;
+		core_report(x, lua_tostring(L, -1));
+		lua_pop(L, 2);   /* message, handler */
+		return -1;
+	}
+	lua_remove(L, base);
+	return 0;
+}
+
+/* Pushes dispatch, the object and the event name; returns 0 if the caller
+ * may go on to push arguments and core_call(x, 2 + nargs, …). */
+int
+core_dispatch_prepare(struct ctx *x, int obj_ref, const char *event)
+{
+	lua_State *L = x->L;
+
+	if (x->finalizing || x->dispatch_ref == LUA_NOREF || obj_ref == LUA_NOREF ||
+	    obj_ref == LUA_REFNIL)
+		return -1;
+	if (!lua_checkstack(L, 12))
+		return -1;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, x->dispatch_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, obj_ref);
+	lua_pushstring(L, event);
+	return 0;
+}
+
+int
+core_ref_self(lua_State *L, int idx)
+{
+	lua_pushvalue(L, idx);
+	return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void
+core_unref(lua_State *L, int *ref)
+{
+	if (*ref != LUA_NOREF && *ref != LUA_REFNIL)
+		luaL_unref(L, LUA_REGISTRYINDEX, *ref);
+	*ref = LUA_NOREF;
+}
+
+int
+core_push_error(lua_State *L, const char *msg, const char *code)
+{
+	lua_pushnil(L);
+	lua_pushstring(L, msg);
+	lua_pushstring(L, code);
+	return 3;
+}
+
+/* ---- option tables (luaposix checkfieldnames) ----------------------- */
+
+void
+core_check_fields(lua_State *L, int idx, const char *const *allowed)
+{
+	idx = lua_absindex(L, idx);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		const char *const *a;
+		int ok = 0;
+
+		lua_pop(L, 1);
+		if (lua_type(L, -1) == LUA_TSTRING)
+			for (a = allowed; *a; a++)
+				if (!strcmp(*a, lua_tostring(L, -1))) {
+					ok = 1;
+					break;
+				}
+		if (!ok) {
+			lua_pushvalue(L, -1);
+			luaL_error(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL));
+		}
+	}
+}
+
+lua_Integer
+core_opt_int_field(lua_State *L, int idx, const char *k, lua_Integer def,
+		   lua_Integer min, lua_Integer max)
+{
+	lua_Integer v;
+	int isint;
+
+	lua_getfield(L, idx, k);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return def;
+	}
+	v = lua_tointegerx(L, -1, &isint);
+	if (!isint)
+		luaL_error(L, "option '%s' must be an integer, got %s", k, luaL_typename(L, -1));
+	if (v < min || v > max)
+		luaL_error(L, "option '%s' out of range (%I..%I)", k, min, max);
+	lua_pop(L, 1);
+	return v;
+}
+
+const char *
+core_opt_str_field(lua_State *L, int idx, const char *k, const char *def)
+{
+	const char *s;
+
+	lua_getfield(L, idx, k);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return def;
+	}
+	if (lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "option '%s' must be a string, got %s", k, luaL_typename(L, -1));
+	s = lua_tostring(L, -1);
+	lua_pop(L, 1);   /* still referenced by the option table */
+	return s;
+}
+
+int
+core_opt_bool_field(lua_State *L, int idx, const char *k, int def)
+{
+	int v;
+
+	lua_getfield(L, idx, k);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return def;
+	}
+	if (!lua_isboolean(L, -1))
+		luaL_error(L, "option '%s' must be a boolean, got %s", k, luaL_typename(L, -1));
+	v = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return v;
+}
+
+/* ---- log hook ------------------------------------------------------ */
+
+static void
+log_emit(int level, const char *line)
+{
+	struct ctx *x = log_ctx;
+	lua_State *L;
+
+	if (!x || x->finalizing || x->log_ref == LUA_NOREF)
+		return;
+	L = x->L;
+	if (!lua_checkstack(L, 4))
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, x->log_ref);
+	lua_pushinteger(L, level);
+	lua_pushstring(L, line);
+	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+		fprintf(stderr, "lws: log hook failed: %s\n", lua_tostring(L, -1));
+		lua_pop(L, 1);
+	}
+}
+
+/* set_log(levels, fn): fn(level, line) receives lws's own log lines for
+ * the level bits given (lws.LOG_ERR …); set_log(0) or set_log() silences. */
+static int
+l_set_log(lua_State *L)
+{
+	struct ctx *x = core_ctx(L);
+	int levels = (int)luaL_optinteger(L, 1, 0);
+
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	core_unref(L, &x->log_ref);
+	if (levels && !lua_isnoneornil(L, 2)) {
+		x->log_ref = core_ref_self(L, 2);
+		log_ctx = x;
+		lws_set_log_level(levels, log_emit);
+	} else {
+		lws_set_log_level(0, NULL);
+	}
+	return 0;
+}
+
+/* ---- deferred work: runs on the next loop turn, outside callbacks ---- */
+
+static void
+deferred_run(lws_sorted_usec_list_t *sul)
+{
+	struct ctx *x = lws_container_of(sul, struct ctx, sul_deferred);
+	struct deferred *d;
+
+	while ((d = x->deferred_head)) {
+		x->deferred_head = d->next;
+		if (!x->deferred_head)
+			x->deferred_tail = NULL;
+		x->n_pending--;
+		d->fn(x, d->arg, d->arg_ref);
+		if (!x->finalizing)
+			core_unref(x->L, &d->arg_ref);
+		free(d);
+	}
+	core_wake(x);   /* a sul runs before lws's poll: let run() see the change */
+}
+
+void
+core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref)
+{
+	struct deferred *d = calloc(1, sizeof(*d));
+
+	if (!d) {
+		core_report(x, "out of memory scheduling deferred work");
+		return;
+	}
+	d->fn = fn;
+	d->arg = arg;
+	d->arg_ref = arg_ref;
+	if (x->deferred_tail)
+		x->deferred_tail->next = d;
+	else
+		x->deferred_head = d;
+	x->deferred_tail = d;
+	x->n_pending++;
+	lws_sul_schedule(x->lws, 0, &x->sul_deferred, deferred_run, 1);
+	core_wake(x);
+}
+
+/* ---- the context ----------------------------------------------------- */
+
+static void
+raise_fd_limit(void)
+{
+	struct rlimit r;
+
+	/* 10,000 connections need 10,000 descriptors; lws sizes its fd table
+	 * from this limit when the context is created */
+	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max > 1048576 ? 1048576 : r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
+}
+
+static int
+ctx_create_lws(struct ctx *x)
+{
+	struct lws_context_creation_info info;
+	struct lws_context_creation_info vinfo;
+
+	raise_fd_limit();
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.user = x;
+	/* one read buffer for the whole loop; bigger reads mean fewer
+	 * RECEIVE callbacks for big messages (see the notes, 2.) */
+	info.pt_serv_buf_size = 32768;
+	/* browsers with big cookies overflow lws's 4096-byte default */
+	info.max_http_header_data = 16384;
+	info.timeout_secs = 20;
+	x->lws = lws_create_context(&info);
+	if (!x->lws)
+		return -1;
+
+	memset(&x->internal_protocols, 0, sizeof(x->internal_protocols));
+	x->internal_protocols[0].name = "lws-lua-client";
+	x->internal_protocols[0].callback = client_callback;
+	x->internal_protocols[0].rx_buffer_size = 0;
+	x->internal_protocols[1].name = "lws-lua-watch";
+	x->internal_protocols[1].callback = watch_callback;
+
+	memset(&vinfo, 0, sizeof(vinfo));
+	vinfo.port = CONTEXT_PORT_NO_LISTEN;
+	vinfo.vhost_name = "lws-lua-internal";
+	vinfo.protocols = x->internal_protocols;
+	vinfo.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	x->internal = lws_create_vhost(x->lws, &vinfo);
+	if (!x->internal) {
+		lws_context_destroy(x->lws);
+		x->lws = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Tears the lws context down now (outside lws_service): every wsi gets
+ * CLOSED/WSI_DESTROY, so every conn and server is detached. */
+static void
+ctx_destroy_now(struct ctx *x)
+{
+	struct lws_context *c = x->lws;
+
+	if (!c)
+		return;
+	x->stop = 1;
+	lws_context_destroy(c);
+	x->lws = NULL;
+	x->internal = NULL;
+	client_vhosts_free(x);
+	x->destroy_pending = 0;
+	/* deferred work that never ran still holds refs and memory */
+	while (x->deferred_head) {
+		struct deferred *d = x->deferred_head;
+
+		x->deferred_head = d->next;
+		if (!x->finalizing)
+			core_unref(x->L, &d->arg_ref);
+		free(d);
+		x->n_pending--;
+	}
+	x->deferred_tail = NULL;
+	memset(&x->sul_deferred, 0, sizeof(x->sul_deferred));
+}
+
+void
+core_wake(struct ctx *x)
+{
+	/* a flag set inside a callback is only seen after lws_service
+	 * returns, which may be never without this (notes 1.4) */
+	if (x->lws)
+		lws_cancel_service(x->lws);
+}
+
+struct ctx *
+core_ctx(lua_State *L)
+{
+	struct ctx *x;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+	x = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	if (!x)
+		luaL_error(L, "lws.core is not initialised");
+	if (!x->lws) {
+		if (x->finalizing)
+			luaL_error(L, "lws is shutting down");
+		if (ctx_create_lws(x))
+			luaL_error(L, "cannot create the libwebsockets context");
+	}
+	return x;
+}
+
+struct ctx *
+core_ctx_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+static int
+ctx_gc(lua_State *L)
+{
+	struct ctx *x = lua_touserdata(L, 1);
+
+	x->finalizing = 1;
+	ctx_destroy_now(x);
+	if (log_ctx == x) {
+		lws_set_log_level(0, NULL);
+		log_ctx = NULL;
+	}
+	return 0;
+}
+
+/* Called by __gc of objects still linked into lws: only at lua_close
+ * (otherwise they are pinned). Destroys the context first, while every
+ * object's memory is still valid, and never calls Lua again. */
+void
+core_finalize_from_gc(struct ctx *x)
+{
+	x->finalizing = 1;
+	if (!x->in_service)
+		ctx_destroy_now(x);
+}
+
+/* ---- the loop --------------------------------------------------------- */
+
+static int
+loop_alive(struct ctx *x)
+{
+	return x->n_conns || x->n_servers || x->n_timers || x->n_watches ||
+	       x->n_requests || x->n_pending;
+}
+
+static int
+service(struct ctx *x, int timeout)
+{
+	int n;
+
+	x->in_service = 1;
+	n = lws_service(x->lws, timeout);
+	x->in_service = 0;
+	if (x->destroy_pending)
+		ctx_destroy_now(x);
+	return n;
+}
+
+/* run([mode]): "default" until stop() or nothing is left; "once" one
+ * blocking turn; "nowait" one turn without waiting. Returns true if there
+ * is still work (luv's convention), or nil, err on re-entry. */
+static int
+l_run(lua_State *L)
+{
+	static const char *const modes[] = { "default", "once", "nowait", NULL };
+	struct ctx *x = core_ctx(L);
+	int mode = luaL_checkoption(L, 1, "default", modes);
+
+	if (x->running)
+		return core_push_error(L, "loop already running", "busy");
+	x->running = 1;
+	x->stop = 0;
+	switch (mode) {
+	case 0:
+		while (!x->stop && x->lws && loop_alive(x))
+			if (service(x, 0) < 0)
+				break;
+		break;
+	case 1:
+		service(x, 0);
+		break;
+	case 2:
+		service(x, -1);
+		break;
+	}
+	x->running = 0;
+	x->stop = 0;
+	lua_pushboolean(L, x->lws && loop_alive(x));
+	return 1;
+}
+
+static int
+l_stop(lua_State *L)
+{
+	struct ctx *x = core_ctx(L);
+
+	x->stop = 1;
+	core_wake(x);
+	return 0;
+}
+
+/* shutdown(): destroy the context (every connection and server is closed
+ * without a close handshake). From inside a callback it happens when the
+ * current loop turn ends. A later call to any API creates a new context. */
+static int
+l_shutdown(lua_State *L)
+{
+	struct ctx *x;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+	x = lua_touserdata(L, -1);
+	if (!x || !x->lws)
+		return 0;
+	if (x->in_service) {
+		x->destroy_pending = 1;
+		x->stop = 1;
+		core_wake(x);
+	} else {
+		ctx_destroy_now(x);
+	}
+	return 0;
+}
+
+static int
+l_set_dispatch(lua_State *L)
+{
+	struct ctx *x = core_ctx(L);
+
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	core_unref(L, &x->dispatch_ref);
+	x->dispatch_ref = core_ref_self(L, 1);
+	return 0;
+}
+
+static int
+l_set_error_handler(lua_State *L)
+{
+	struct ctx *x = core_ctx(L);
+
+	if (!lua_isnoneornil(L, 1))
+		luaL_checktype(L, 1, LUA_TFUNCTION);
+	core_unref(L, &x->error_ref);
+	if (!lua_isnoneornil(L, 1))
+		x->error_ref = core_ref_self(L, 1);
+	return 0;
+}
+
+/* report(msg): send a message through the error hook (used by the Lua
+ * layer for errors it catches itself). */
+static int
+l_report(lua_State *L)
+{
+	struct ctx *x = core_ctx(L);
+
+	core_report(x, luaL_checkstring(L, 1));
+	return 0;
+}
+
+static int
+l_stats(lua_State *L)
+{
+	struct ctx *x;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+	x = lua_touserdata(L, -1);
+	lua_createtable(L, 0, 8);
+	lua_pushinteger(L, x->n_conns);
+	lua_setfield(L, -2, "connections");
+	lua_pushinteger(L, x->n_servers);
+	lua_setfield(L, -2, "servers");
+	lua_pushinteger(L, x->n_timers);
+	lua_setfield(L, -2, "timers");
+	lua_pushinteger(L, x->n_watches);
+	lua_setfield(L, -2, "watches");
+	lua_pushinteger(L, x->n_requests);
+	lua_setfield(L, -2, "requests");
+	lua_pushinteger(L, x->n_pending);
+	lua_setfield(L, -2, "pending");
+	lua_pushinteger(L, (lua_Integer)x->callback_errors);
+	lua_setfield(L, -2, "callback_errors");
+	lua_pushboolean(L, x->lws != NULL);
+	lua_setfield(L, -2, "context");
+	return 1;
+}
+
+/* now(): monotonic milliseconds (float, microsecond resolution) */
+static int
+l_now(lua_State *L)
+{
+	lua_pushnumber(L, (lua_Number)lws_now_usecs() / 1000.0);
+	return 1;
+}
+
+static const luaL_Reg core_funcs[] = {
+	{ "run", l_run },
+	{ "stop", l_stop },
+	{ "shutdown", l_shutdown },
+	{ "set_dispatch", l_set_dispatch },
+	{ "set_error_handler", l_set_error_handler },
+	{ "set_log", l_set_log },
+	{ "report", l_report },
+	{ "stats", l_stats },
+	{ "now", l_now },
+	{ NULL, NULL }
+};
+
+CORE_API int luaopen_lws_core(lua_State *L);
+
+int
+luaopen_lws_core(lua_State *L)
+{
+	static int (*const opens[])(lua_State *) = {
+		conn_open, server_open, timer_open, watch_open, client_open, NULL
+	};
+	struct ctx *x;
+	int i;
+
+	lua_newtable(L);
+	luaL_setfuncs(L, core_funcs, 0);
+
+	lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		x = lua_newuserdatauv(L, sizeof(*x), 0);
+		memset(x, 0, sizeof(*x));
+		lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+		x->L = lua_tothread(L, -1);
+		lua_pop(L, 1);
+		x->dispatch_ref = x->error_ref = x->log_ref = LUA_NOREF;
+		luaL_newmetatable(L, CTX_MT);
+		lua_pushcfunction(L, ctx_gc);
+		lua_setfield(L, -2, "__gc");
+		lua_setmetatable(L, -2);
+		lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+		lws_set_log_level(0, NULL);   /* quiet by default */
+	} else {
+		lua_pop(L, 1);
+	}
+
+	for (i = 0; opens[i]; i++)
+		opens[i](L);   /* each adds its constructors to the table on top */
+
+	lua_pushinteger(L, LLL_ERR);
+	lua_setfield(L, -2, "LOG_ERR");
+	lua_pushinteger(L, LLL_WARN);
+	lua_setfield(L, -2, "LOG_WARN");
+	lua_pushinteger(L, LLL_NOTICE);
+	lua_setfield(L, -2, "LOG_NOTICE");
+	lua_pushinteger(L, LLL_INFO);
+	lua_setfield(L, -2, "LOG_INFO");
+	lua_pushinteger(L, LLL_DEBUG);
+	lua_setfield(L, -2, "LOG_DEBUG");
+	lua_pushinteger(L, LWS_PRE);
+	lua_setfield(L, -2, "LWS_PRE");
+	lua_pushstring(L, lws_get_library_version());
+	lua_setfield(L, -2, "lws_version");
+	return 1;
+}

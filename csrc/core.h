@@ -1,0 +1,213 @@
+/* core.h: the one shared header of lws.core.
+ * Declares the per-Lua-state context, the protected-call and dispatch
+ * helpers every userdata file uses, and the small pure helpers (UTF-8,
+ * handshake and close checks, refcounted message buffers). */
+#ifndef LWS_LUA_CORE_H
+#define LWS_LUA_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <libwebsockets.h>
+
+#include "proto.h"
+
+#define CORE_API __attribute__((visibility("default")))
+
+/* metatable names (luaL_newmetatable sets __name, so argument errors read
+ * "lws.conn expected, got nil") */
+#define CONN_MT "lws.conn"
+#define SERVER_MT "lws.server"
+#define TIMER_MT "lws.timer"
+#define CTX_MT "lws.context"
+#define WATCH_MT "lws.watch"
+#define REQUEST_MT "lws.request"
+
+struct server;
+struct conn;
+
+/* Every object we hang on a wsi (lws_set_opaque_user_data) starts with
+ * one of these, so a callback can tell what it was given. */
+enum obj_kind { KIND_CONN = 0x636f6e6e, KIND_SERVER = 0x73727672, KIND_WATCH = 0x77746368,
+		KIND_REQUEST = 0x72657175 };
+
+static inline void *
+core_opaque(struct lws *wsi, int kind)
+{
+	int *o = lws_get_opaque_user_data(wsi);
+
+	return o && *o == kind ? o : NULL;
+}
+
+/* One per Lua state: the lws_context and everything the loop needs.
+ * Lives in a full userdata stored in the registry, so lua_close() frees it. */
+struct ctx {
+	struct lws_context *lws;
+	lua_State *L;                 /* main thread: callbacks never run on a coroutine */
+	struct lws_vhost *internal;   /* client connections and fd watchers */
+	int dispatch_ref;             /* Lua function(obj, event, ...) */
+	int error_ref;                /* Lua function(message) or LUA_NOREF */
+	int log_ref;                  /* Lua function(level, line) or LUA_NOREF */
+	int running;                  /* inside core_run */
+	int stop;                     /* core_stop asked run() to return */
+	int destroy_pending;          /* shutdown() asked from inside the loop */
+	int finalizing;               /* lua_close: never call into Lua again */
+	int in_service;               /* inside lws_service: defer destroy */
+	/* live objects, for "nothing left behind" checks and run()'s exit */
+	int n_conns, n_servers, n_timers, n_watches, n_requests, n_pending;
+	uint64_t callback_errors;
+	struct lws_protocols internal_protocols[3];
+	struct client_vhost *client_vhosts;  /* one per distinct TLS client config */
+	lws_sorted_usec_list_t sul_deferred; /* runs deferred work on the next turn */
+	struct deferred *deferred_head, *deferred_tail;
+};
+
+/* core.c */
+struct ctx *core_ctx(lua_State *L);          /* create the context on first use */
+struct ctx *core_ctx_of(struct lws *wsi);
+int core_call(struct ctx *x, int nargs, int nresults); /* protected; 0 = ok */
+int core_dispatch_prepare(struct ctx *x, int obj_ref, const char *event);
+void core_report(struct ctx *x, const char *msg);
+int core_ref_self(lua_State *L, int idx);
+void core_unref(lua_State *L, int *ref);
+void core_check_fields(lua_State *L, int idx, const char *const *allowed);
+lua_Integer core_opt_int_field(lua_State *L, int idx, const char *k, lua_Integer def,
+			       lua_Integer min, lua_Integer max);
+const char *core_opt_str_field(lua_State *L, int idx, const char *k, const char *def);
+int core_opt_bool_field(lua_State *L, int idx, const char *k, int def);
+int core_push_error(lua_State *L, const char *msg, const char *code);
+void core_wake(struct ctx *x);
+void core_maybe_finish_server(struct server *s);
+void core_finalize_from_gc(struct ctx *x);
+
+/* A function to run on the next loop turn (outside the current lws callback). */
+typedef void (*deferred_fn)(struct ctx *x, void *arg, int arg_ref);
+void core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref);
+
+void client_vhosts_free(struct ctx *x);
+
+/* userdata files */
+int conn_open(lua_State *L);
+int server_open(lua_State *L);
+int timer_open(lua_State *L);
+int watch_open(lua_State *L);
+int client_open(lua_State *L);
+
+/* lws protocol callbacks */
+int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+		    void *in, size_t len);
+int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+		    void *in, size_t len);
+int watch_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+		   void *in, size_t len);
+
+/* msgbuf.c: one payload shared by many send queues */
+struct msgbuf {
+	uint32_t refs;
+	uint8_t binary;
+	size_t len;
+	unsigned char data[];         /* LWS_PRE headroom, then len bytes */
+};
+struct msgbuf *msgbuf_new(const void *p, size_t len, int binary);
+void msgbuf_unref(struct msgbuf *m);
+
+/* conn.c: what server.c and client.c need of a connection */
+enum conn_state { CONN_CONNECTING = 0, CONN_OPEN = 1, CONN_CLOSING = 2, CONN_CLOSED = 3 };
+
+struct sendq_entry {
+	struct msgbuf *m;
+	size_t off;                   /* bytes of m already handed to lws */
+};
+
+struct conn {
+	int kind;                     /* KIND_CONN */
+	struct lws *wsi;              /* NULL once lws has closed it */
+	struct ctx *ctx;
+	struct server *srv;           /* NULL for client connections */
+	struct conn *prev, *next;     /* server's list of its connections */
+	int self_ref;                 /* pins the userdata while wsi lives */
+	uint8_t state;
+	uint8_t is_client;
+	uint8_t rx_binary;
+	uint8_t rx_failed;            /* stop accumulating, we are failing */
+	uint8_t fail;                 /* closing because of an error: drop the queue */
+	uint8_t close_sent;
+	uint8_t got_peer_close;
+	uint8_t ping_pending;
+	uint8_t pmd;                  /* permessage-deflate negotiated */
+	uint8_t linked;               /* on its server's list */
+	uint8_t writable_asked;
+	uint8_t ping_len;
+	uint8_t close_reason_len, peer_reason_len;
+	uint16_t close_code;          /* what we send / report for our close */
+	uint16_t peer_code;
+	uint32_t utf8_state;
+	int close_timeout;            /* seconds */
+	size_t max_message;
+	size_t max_queue;
+	char *rbuf;                   /* message being reassembled */
+	size_t rlen, rcap;
+	struct sendq_entry *q;        /* ring */
+	uint32_t qhead, qcount, qcap;
+	size_t qbytes;                /* bufferedAmount */
+	struct msgbuf *inflight;      /* written last turn (pmd may still read it) */
+	char *protocol;               /* negotiated subprotocol, or NULL */
+	char *extra_headers;          /* handshake response headers from Lua */
+	char close_reason[124];
+	char peer_reason[124];
+	unsigned char ping_buf[LWS_PRE + 126];
+	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+};
+
+struct conn *conn_new(lua_State *L, struct ctx *x);   /* pushes the userdata */
+struct conn *conn_check(lua_State *L, int idx);
+void conn_attach(struct conn *c, struct lws *wsi);    /* pin + opaque pointer */
+int conn_established(struct conn *c);
+int conn_receive(struct conn *c, const void *in, size_t len);
+int conn_writeable(struct conn *c);
+int conn_peer_close(struct conn *c, const unsigned char *in, size_t len);
+void conn_pong(struct conn *c, const void *in, size_t len);
+void conn_finalize(struct conn *c, const char *why);
+void conn_fail(struct conn *c, uint16_t code, const char *reason);
+void conn_request_close(struct conn *c, uint16_t code, const char *reason, size_t rlen);
+void conn_release_unopened(struct conn *c);
+int conn_queue(struct conn *c, struct msgbuf *m);
+void conn_abort(struct conn *c);
+
+/* server.c */
+void server_accept(struct server *s);
+void server_listener_closed(struct server *s);
+void server_conn_gone(struct conn *c);
+int server_http_reply(struct lws *wsi, int status, const char *extra, const char *body,
+		      size_t blen);
+
+struct server {
+	int kind;                     /* KIND_SERVER (the listener's opaque pointer) */
+	struct ctx *ctx;
+	struct lws_vhost *vh;
+	int self_ref;                 /* pinned until the vhost is gone */
+	int fd;                       /* our listening socket, -1 once closed */
+	struct lws *listen_wsi;       /* raw-file watcher of fd */
+	int port;
+	uint8_t closing;              /* close() called */
+	uint8_t vhost_destroyed;
+	uint8_t finish_scheduled;
+	uint8_t tls;
+	int n_wsi;                    /* live wsi on our vhost */
+	struct conn *conns;           /* open and closing ws connections */
+	int n_conns;
+	size_t max_message;
+	size_t max_queue;
+	int close_timeout;
+	char name[32];
+	char subproto[128];           /* name of protocols[1]: see server_confirm_upgrade */
+	char *iface;
+	char *cert, *key, *ca;        /* kept for the vhost's lifetime */
+	struct lws_protocols protocols[3];
+	lws_sorted_usec_list_t sul_finish;
+	lws_sorted_usec_list_t sul_force;
+};
+
+#endif

@@ -1,0 +1,910 @@
+/* server.c: lws.server, one listening socket and its lws vhost.
+ * We create the listening socket ourselves (precise bind errors,
+ * SO_REUSEPORT, and a close that takes effect now, not at lws's 30 s
+ * deferred-free tick), watch it as a raw fd, and adopt each accepted
+ * socket into the vhost. The handshake is checked here (RFC 6455 4.2.1
+ * details lws leaves to us) before Lua's upgrade hook decides. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core.h"
+
+#define KILL_ARG ((void *)"kill")   /* argp of our LWS_CALLBACK_USER sweep */
+
+static struct server *
+server_check(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, SERVER_MT);
+}
+
+static struct server *
+server_of(struct lws *wsi)
+{
+	const struct lws_protocols *p = lws_get_protocol(wsi);
+
+	return p ? p->user : NULL;
+}
+
+/* ---- the listening socket ---------------------------------------------- */
+
+static int
+listen_socket(const char *host, int port, int backlog, int reuseport, char *err, size_t errlen)
+{
+	struct addrinfo hints, *res, *ai;
+	char portstr[16];
+	int fd = -1, rc, one = 1, saved = 0;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	rc = getaddrinfo(host, portstr, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "cannot resolve '%s': %s", host ? host : "*",
+			 gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			saved = errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (reuseport)
+			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+		if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, backlog))
+			break;
+		saved = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", host ? host : "*", port,
+			 strerror(saved));
+	return fd;
+}
+
+static int
+bound_port(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl))
+		return -1;
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+}
+
+/* The listener is readable: accept what is pending and hand each socket
+ * to lws. Bounded per turn so a connection storm cannot starve others. */
+void
+server_accept(struct server *s)
+{
+	int i;
+
+	for (i = 0; i < 256 && s->fd >= 0; i++) {
+		int one = 1, fd = accept4(s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				core_report(s->ctx, "accept: out of file descriptors");
+			break;   /* EAGAIN, or a transient error: poll tells us again */
+		}
+		if (s->closing) {
+			close(fd);
+			continue;
+		}
+		/* small frames go out now (lws does the same on its own listeners) */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (!lws_adopt_socket_vhost(s->vh, fd))
+			continue;   /* lws closed fd */
+	}
+}
+
+void
+server_listener_closed(struct server *s)
+{
+	s->fd = -1;
+	s->listen_wsi = NULL;
+	core_maybe_finish_server(s);
+}
+
+/* ---- handshake ------------------------------------------------------------ */
+
+static int
+hdr_len(struct lws *wsi, enum lws_token_indexes t)
+{
+	return lws_hdr_total_length(wsi, t);
+}
+
+/* A copy of a header (all fragments), NUL-terminated, or NULL. */
+static char *
+hdr_dup(struct lws *wsi, enum lws_token_indexes t, int *plen)
+{
+	int n = lws_hdr_total_length(wsi, t);
+	char *b;
+
+	if (n <= 0)
+		return NULL;
+	b = malloc((size_t)n + 1);
+	if (!b)
+		return NULL;
+	n = lws_hdr_copy(wsi, b, n + 1, t);
+	if (n < 0) {
+		free(b);
+		return NULL;
+	}
+	b[n] = '\0';
+	if (plen)
+		*plen = n;
+	return b;
+}
+
+/* Writes a complete small HTTP response from any callback (lws buffers
+ * what the kernel does not take). extra: "name: value\r\n" lines or NULL. */
+int
+server_http_reply(struct lws *wsi, int status, const char *extra, const char *body,
+		  size_t blen)
+{
+	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+		*end = buf + sizeof(buf) - 1;
+	size_t elen = extra ? strlen(extra) : 0;
+
+	if (lws_add_http_header_status(wsi, (unsigned)status, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+					 (unsigned char *)"text/plain; charset=utf-8", 25, &p,
+					 end) ||
+	    lws_add_http_header_content_length(wsi, blen, &p, end))
+		return -1;
+	if (elen) {
+		if ((size_t)(end - p) < elen + 8)
+			return -1;
+		memcpy(p, extra, elen);
+		p += elen;
+	}
+	if (lws_finalize_http_header(wsi, &p, end))
+		return -1;
+	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+		return -1;
+	if (blen) {
+		unsigned char *b = malloc(LWS_PRE + blen);
+		int n;
+
+		if (!b)
+			return -1;
+		memcpy(b + LWS_PRE, body, blen);
+		n = lws_write(wsi, b + LWS_PRE, blen, LWS_WRITE_HTTP_FINAL);
+		free(b);
+		if (n < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+refuse(struct lws *wsi, int status, const char *extra, const char *msg)
+{
+	server_http_reply(wsi, status, extra, msg, strlen(msg));
+	return 1;   /* response written: lws completes the transaction */
+}
+
+static void
+push_header_table(lua_State *L, struct lws *wsi)
+{
+	int t;
+
+	lua_newtable(L);
+	for (t = 0; t < WSI_TOKEN_COUNT; t++) {
+		const char *name = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+		size_t nl;
+		char *v;
+
+		if (!name || !*name || *name == ':' || hdr_len(wsi, (enum lws_token_indexes)t) <= 0)
+			continue;
+		nl = strlen(name);
+		if (name[nl - 1] != ':')
+			continue;   /* request-line pseudo tokens ("get ", "http/1.1 ") */
+		v = hdr_dup(wsi, (enum lws_token_indexes)t, NULL);
+		if (!v)
+			continue;
+		lua_pushlstring(L, name, nl - 1);
+		lua_pushstring(L, v);
+		lua_rawset(L, -3);
+		free(v);
+	}
+}
+
+static void
+push_query_table(lua_State *L, struct lws *wsi, luaL_Buffer *raw)
+{
+	char frag[4096];
+	int i, n;
+
+	lua_newtable(L);
+	for (i = 0; (n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS,
+					       i)) > 0; i++) {
+		char *eq = strchr(frag, '=');
+
+		if (raw) {
+			luaL_addchar(raw, i ? '&' : '?');
+			luaL_addlstring(raw, frag, (size_t)n);
+		}
+		if (eq) {
+			lua_pushlstring(L, frag, (size_t)(eq - frag));
+			lua_pushstring(L, eq + 1);
+		} else {
+			lua_pushstring(L, frag);
+			lua_pushliteral(L, "");
+		}
+		lua_rawset(L, -3);
+	}
+}
+
+static void
+add_token(void *ud, const char *tok, size_t n)
+{
+	lua_State *L = ud;
+
+	lua_pushlstring(L, tok, n);
+	lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+}
+
+/* Pushes the request table the upgrade hook and "connection" see. */
+static void
+push_request(lua_State *L, struct lws *wsi, const char *method, const char *protos, int plen)
+{
+	char *path = hdr_dup(wsi, WSI_TOKEN_GET_URI, NULL), *ver, addr[64];
+	luaL_Buffer url;
+
+	lua_createtable(L, 0, 10);
+	lua_pushstring(L, method);
+	lua_setfield(L, -2, "method");
+	lua_pushstring(L, path ? path : "/");
+	lua_setfield(L, -2, "path");
+	luaL_buffinit(L, &url);
+	luaL_addstring(&url, path ? path : "/");
+	free(path);
+	push_query_table(L, wsi, &url);   /* buffer below the query table */
+	lua_insert(L, -2);
+	luaL_pushresult(&url);
+	lua_setfield(L, -3, "url");
+	lua_setfield(L, -2, "query");
+	push_header_table(L, wsi);
+	lua_setfield(L, -2, "headers");
+	ver = hdr_dup(wsi, WSI_TOKEN_HTTP, NULL);
+	lua_pushstring(L, ver ? ver : "HTTP/1.0");
+	lua_setfield(L, -2, "http_version");
+	free(ver);
+	if (lws_get_peer_simple(wsi, addr, sizeof(addr))) {
+		lua_pushstring(L, addr);
+		lua_setfield(L, -2, "remote_address");
+	}
+	lua_newtable(L);
+	if (protos)
+		proto_token_list(protos, (size_t)plen, add_token, L);
+	lua_setfield(L, -2, "protocols");
+}
+
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the strict checks, then Lua.
+ * Returns 0 to let lws upgrade, 1 after writing a refusal, -1 to hang up. */
+static int
+server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
+{
+	struct ctx *x = s->ctx;
+	lua_State *L = x->L;
+	char *conn_hdr, *key, *ver, *protos, *http;
+	const char *method = "GET";
+	int klen = 0, plen = 0, bad = 0, top = lua_gettop(L), accept;
+	struct conn *c;
+
+	if (s->closing)
+		return refuse(wsi, 503, "Retry-After: 1\r\n", "server is shutting down");
+	if (strcasecmp(up, "websocket"))
+		return refuse(wsi, 400, NULL, "unsupported upgrade");
+	if (hdr_len(wsi, WSI_TOKEN_GET_URI) <= 0)
+		return refuse(wsi, 400, NULL, "WebSocket upgrade must use GET");
+	http = hdr_dup(wsi, WSI_TOKEN_HTTP, NULL);
+	bad = !http || strcmp(http, "HTTP/1.1");
+	free(http);
+	if (bad)
+		return refuse(wsi, 400, NULL, "WebSocket upgrade needs HTTP/1.1");
+	if (hdr_len(wsi, WSI_TOKEN_HOST) <= 0)
+		return refuse(wsi, 400, NULL, "missing Host header");
+	conn_hdr = hdr_dup(wsi, WSI_TOKEN_CONNECTION, &klen);
+	bad = !conn_hdr || !proto_list_has(conn_hdr, (size_t)klen, "upgrade");
+	free(conn_hdr);
+	if (bad)
+		return refuse(wsi, 400, NULL, "Connection header must contain 'Upgrade'");
+	key = hdr_dup(wsi, WSI_TOKEN_KEY, &klen);
+	bad = !key || !proto_key_valid(key, (size_t)klen);
+	free(key);
+	if (bad)
+		return refuse(wsi, 400, NULL, "missing or invalid Sec-WebSocket-Key header");
+	ver = hdr_dup(wsi, WSI_TOKEN_VERSION, NULL);
+	bad = !ver || strcmp(ver, "13");
+	free(ver);
+	if (bad)
+		return refuse(wsi, 426, "Sec-WebSocket-Version: 13\r\n",
+			      "unsupported Sec-WebSocket-Version (this server speaks 13)");
+	protos = hdr_dup(wsi, WSI_TOKEN_PROTOCOL, &plen);
+	if (protos && (plen > 126 || proto_token_list(protos, (size_t)plen, NULL, NULL) < 0)) {
+		free(protos);
+		return refuse(wsi, 400, NULL, "invalid Sec-WebSocket-Protocol header");
+	}
+
+	/* the connection object exists from here, so the hook can keep it */
+	c = conn_new(L, x);
+	c->srv = s;
+	c->max_message = s->max_message;
+	c->max_queue = s->max_queue;
+	c->close_timeout = s->close_timeout;
+	conn_attach(c, wsi);   /* pins; userdata stays on the stack */
+	s->subproto[0] = '\0';
+
+	if (core_dispatch_prepare(x, s->self_ref, "upgrade")) {
+		free(protos);
+		lua_settop(L, top);
+		conn_release_unopened(c);
+		return refuse(wsi, 503, NULL, "server is not ready");
+	}
+	lua_pushvalue(L, top + 1);   /* conn */
+	push_request(L, wsi, method, protos, plen);
+	if (core_call(x, 4, 4)) {
+		free(protos);
+		lua_settop(L, top);
+		conn_release_unopened(c);
+		return refuse(wsi, 500, NULL, "internal error in upgrade handler");
+	}
+	/* results: accept, protocol|status, headers, body */
+	accept = lua_toboolean(L, -4);
+	if (!accept) {
+		int status = (int)luaL_optinteger(L, -3, 400);
+		const char *body = lua_tostring(L, -1);
+		const char *extra = lua_tostring(L, -2);
+
+		if (status < 300 || status > 599)
+			status = 400;
+		refuse(wsi, status, extra, body ? body : "upgrade refused");
+		free(protos);
+		lua_settop(L, top);
+		conn_release_unopened(c);
+		return 1;
+	}
+	if (lua_type(L, -3) == LUA_TSTRING) {
+		size_t n;
+		const char *chosen = lua_tolstring(L, -3, &n);
+
+		if (!protos || n >= sizeof(s->subproto) ||
+		    !proto_list_has(protos, (size_t)plen, chosen)) {
+			free(protos);
+			lua_settop(L, top);
+			conn_release_unopened(c);
+			return refuse(wsi, 500, NULL, "upgrade hook chose a subprotocol the client did not offer");
+		}
+		memcpy(s->subproto, chosen, n + 1);
+		c->protocol = strdup(chosen);
+	} else if (protos) {
+		/* lws only binds a protocol whose name the client listed: borrow
+		 * the first offered name here and blank it in FILTER_PROTOCOL_
+		 * CONNECTION, so no Sec-WebSocket-Protocol goes back */
+		const char *comma = strchr(protos, ',');
+		size_t n = comma ? (size_t)(comma - protos) : strlen(protos);
+
+		while (n && (protos[n - 1] == ' ' || protos[n - 1] == '\t'))
+			n--;
+		memcpy(s->subproto, protos, n);
+		s->subproto[n] = '\0';
+		c->protocol = NULL;
+	}
+	if (lua_type(L, -2) == LUA_TSTRING)
+		c->extra_headers = strdup(lua_tostring(L, -2));
+	free(protos);
+	lua_settop(L, top);
+	return 0;
+}
+
+static int
+server_add_headers(struct conn *c, struct lws_process_html_args *args)
+{
+	size_t n;
+
+	if (!c->extra_headers)
+		return 0;
+	n = strlen(c->extra_headers);
+	if ((int)n >= args->max_len)
+		return 1;
+	memcpy(args->p, c->extra_headers, n);
+	args->p += n;
+	args->max_len -= (int)n;
+	free(c->extra_headers);
+	c->extra_headers = NULL;
+	return 0;
+}
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+void
+server_conn_gone(struct conn *c)
+{
+	struct server *s = c->srv;
+
+	if (c->linked) {
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			s->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		c->prev = c->next = NULL;
+		c->linked = 0;
+		s->n_conns--;
+	}
+	c->srv = NULL;
+}
+
+static void
+server_link_conn(struct server *s, struct conn *c)
+{
+	c->next = s->conns;
+	c->prev = NULL;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	c->linked = 1;
+	s->n_conns++;
+}
+
+static void
+finish_deferred(struct ctx *x, void *arg, int arg_ref)
+{
+	struct server *s = arg;   /* arg_ref keeps the userdata alive */
+
+	(void)x;
+	(void)arg_ref;
+	s->finish_scheduled = 0;
+	if (s->vh && !s->vhost_destroyed && s->n_wsi == 0 && s->fd < 0) {
+		s->vhost_destroyed = 1;
+		lws_sul_cancel(&s->sul_force);
+		lws_vhost_destroy(s->vh);   /* nothing bound: PROTOCOL_DESTROY now */
+	}
+}
+
+/* Once closing and nothing is left on the vhost, destroy it on the next
+ * turn (never from inside a callback of one of its own wsi). */
+void
+core_maybe_finish_server(struct server *s)
+{
+	lua_State *L = s->ctx->L;
+
+	if (!s->closing || s->vhost_destroyed || s->finish_scheduled || s->n_wsi || s->fd >= 0 ||
+	    !s->ctx->lws || s->self_ref == LUA_NOREF || s->ctx->finalizing)
+		return;
+	s->finish_scheduled = 1;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+	core_defer(s->ctx, finish_deferred, s, luaL_ref(L, LUA_REGISTRYINDEX));
+}
+
+/* PROTOCOL_DESTROY of protocols[0]: the vhost is gone (closed, or the
+ * whole context destroyed). */
+static void
+server_gone(struct server *s)
+{
+	struct ctx *x = s->ctx;
+
+	if (!s->vh)
+		return;
+	s->vh = NULL;
+	s->closing = 1;
+	lws_sul_cancel(&s->sul_force);
+	if (s->fd >= 0 && !s->listen_wsi) {
+		close(s->fd);
+		s->fd = -1;
+	}
+	if (s->self_ref != LUA_NOREF) {
+		if (core_dispatch_prepare(x, s->self_ref, "close") == 0)
+			core_call(x, 2, 0);
+		x->n_servers--;
+		if (!x->finalizing)
+			core_unref(x->L, &s->self_ref);
+		s->self_ref = LUA_NOREF;
+	}
+}
+
+static void
+force_close(lws_sorted_usec_list_t *sul)
+{
+	struct server *s = lws_container_of(sul, struct server, sul_force);
+
+	/* the grace period is over: drop whatever is still connected */
+	if (s->vh)
+		lws_callback_all_protocol_vhost_args(s->vh, NULL, LWS_CALLBACK_USER, KILL_ARG, 1);
+}
+
+/* ---- the protocol callback --------------------------------------------- */
+
+int
+server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		size_t len)
+{
+	struct server *s = server_of(wsi);
+	struct conn *c = core_opaque(wsi, KIND_CONN);
+
+	switch (reason) {
+	case LWS_CALLBACK_WSI_CREATE:
+		if (s)
+			s->n_wsi++;
+		break;
+
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (c)
+			conn_finalize(c, NULL);
+		if (s) {
+			s->n_wsi--;
+			core_maybe_finish_server(s);
+		}
+		break;
+
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		if (!s)
+			return -1;
+		return server_confirm_upgrade(s, wsi, in ? in : "");
+
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* lws bound the borrowed name: blank it unless Lua chose it */
+		if (s && c && !c->protocol)
+			s->subproto[0] = '\0';
+		break;
+
+	case LWS_CALLBACK_ADD_HEADERS:
+		if (c)
+			return server_add_headers(c, in);
+		break;
+
+	case LWS_CALLBACK_ESTABLISHED:
+		if (!c || !s)
+			return -1;
+		s->subproto[0] = '\0';
+		server_link_conn(s, c);
+		if (s->closing) {
+			c->state = CONN_OPEN;
+			conn_request_close(c, 1001, "server closing", 14);
+			break;
+		}
+		return conn_established(c);
+
+	case LWS_CALLBACK_RECEIVE:
+		if (c)
+			return conn_receive(c, in, len);
+		break;
+
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (c)
+			return conn_writeable(c);
+		break;
+
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (c)
+			conn_pong(c, in, len);
+		break;
+
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (c)
+			return conn_peer_close(c, in, len);
+		break;
+
+	case LWS_CALLBACK_CLOSED:
+		if (c)
+			conn_finalize(c, NULL);
+		break;
+
+	case LWS_CALLBACK_HTTP:
+		/* plain HTTP on a WebSocket-only server, as Node ws answers it */
+		if (server_http_reply(wsi, 426, NULL, "Upgrade Required", 16))
+			return -1;
+		if (lws_http_transaction_completed(wsi))
+			return -1;
+		return 0;
+
+	case LWS_CALLBACK_USER:
+		if (in != KILL_ARG)
+			break;
+		if (c && c->state == CONN_OPEN && len == 0)
+			conn_request_close(c, 1001, "server closing", 14);
+		else
+			lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		return 0;
+
+	case LWS_CALLBACK_PROTOCOL_DESTROY:
+		/* once per protocol: act on protocols[0] only */
+		if (s && lws_get_protocol(wsi)->name != s->subproto)
+			server_gone(s);
+		return 0;
+
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* ---- Lua API ------------------------------------------------------------ */
+
+static const char *const server_fields[] = {
+	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
+	"backlog", "reuseport", NULL
+};
+
+static const char *const tls_fields[] = { "cert", "key", "ca", NULL };
+
+static char *
+opt_strdup(lua_State *L, int idx, const char *k)
+{
+	const char *v = core_opt_str_field(L, idx, k, NULL);
+
+	return v ? strdup(v) : NULL;
+}
+
+/* server(opts) -> server | nil, err, code */
+static int
+l_server(lua_State *L)
+{
+	struct ctx *x = core_ctx(L);
+	struct lws_context_creation_info info;
+	lws_adopt_desc_t ad;
+	struct server *s;
+	const char *host;
+	char err[256];
+	int port, backlog, reuseport, fd;
+	static int serial;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	core_check_fields(L, 1, server_fields);
+	host = core_opt_str_field(L, 1, "host", "127.0.0.1");
+	port = (int)core_opt_int_field(L, 1, "port", 0, 0, 65535);
+	backlog = (int)core_opt_int_field(L, 1, "backlog", 511, 1, 65535);
+	reuseport = core_opt_bool_field(L, 1, "reuseport", 0);
+
+	s = lua_newuserdatauv(L, sizeof(*s), 1);
+	memset(s, 0, sizeof(*s));
+	s->kind = KIND_SERVER;
+	s->ctx = x;
+	s->fd = -1;
+	s->self_ref = LUA_NOREF;
+	luaL_setmetatable(L, SERVER_MT);
+	s->max_message = (size_t)core_opt_int_field(L, 1, "max_message_size", 16 << 20, 0,
+						    (lua_Integer)1 << 40);
+	s->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes", 16 << 20, 0,
+						  (lua_Integer)1 << 40);
+	s->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout", 10, 1, 3600);
+
+	lua_getfield(L, 1, "tls");
+	if (!lua_isnil(L, -1)) {
+		int t = lua_gettop(L);
+
+		luaL_argcheck(L, lua_istable(L, t), 1, "option 'tls' must be a table");
+		core_check_fields(L, t, tls_fields);
+		s->cert = opt_strdup(L, t, "cert");
+		s->key = opt_strdup(L, t, "key");
+		s->ca = opt_strdup(L, t, "ca");
+		if (!s->cert || !s->key)
+			luaL_error(L, "option 'tls' needs cert and key");
+		s->tls = 1;
+	}
+	lua_pop(L, 1);
+
+	fd = listen_socket(host, port, backlog, reuseport, err, sizeof(err));
+	if (fd < 0)
+		return core_push_error(L, err, "listen");
+	s->fd = fd;
+	s->port = bound_port(fd);
+	s->iface = strdup(host);
+	snprintf(s->name, sizeof(s->name), "srv%d", ++serial);
+
+	s->protocols[0].name = "lws-lua";
+	s->protocols[0].callback = server_callback;
+	s->protocols[0].user = s;
+	s->protocols[1].name = s->subproto;   /* see server_confirm_upgrade */
+	s->protocols[1].callback = server_callback;
+	s->protocols[1].user = s;
+
+	memset(&info, 0, sizeof(info));
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	info.vhost_name = s->name;
+	info.protocols = s->protocols;
+	info.keepalive_timeout = 5;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	if (s->tls) {
+		info.ssl_cert_filepath = s->cert;
+		info.ssl_private_key_filepath = s->key;
+		info.ssl_ca_filepath = s->ca;
+		/* TLS 1.2 and up only */
+		info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+				       SSL_OP_NO_TLSv1_1;
+		info.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+				       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+				       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+	}
+	s->vh = lws_create_vhost(x->lws, &info);
+	if (!s->vh) {
+		close(fd);
+		s->fd = -1;
+		snprintf(err, sizeof(err), "cannot create the server%s",
+			 s->tls ? " (check the TLS certificate and key files)" : "");
+		return core_push_error(L, err, s->tls ? "tls" : "vhost");
+	}
+
+	memset(&ad, 0, sizeof(ad));
+	ad.vh = x->internal;
+	ad.type = LWS_ADOPT_RAW_FILE_DESC;
+	ad.fd.filefd = fd;
+	ad.vh_prot_name = "lws-lua-watch";
+	ad.opaque = s;   /* watch_callback: a KIND_SERVER opaque is a listener */
+	s->listen_wsi = lws_adopt_descriptor_vhost_via_info(&ad);
+	if (!s->listen_wsi) {
+		/* lws closed fd */
+		s->fd = -1;
+		s->closing = 1;
+		lws_vhost_destroy(s->vh);
+		s->vh = NULL;
+		return core_push_error(L, "cannot watch the listening socket", "listen");
+	}
+	s->self_ref = core_ref_self(L, -1);
+	x->n_servers++;
+	return 1;
+}
+
+static int
+server_port(lua_State *L)
+{
+	struct server *s = server_check(L, 1);
+
+	if (s->fd < 0)
+		return core_push_error(L, "server is closed", "closed");
+	lua_pushinteger(L, s->port);
+	return 1;
+}
+
+/* close([timeout_s]): stop accepting, close every connection with 1001
+ * (queued data first), and after timeout drop what is left. The server's
+ * "close" event fires when everything is gone. */
+static int
+server_close(lua_State *L)
+{
+	struct server *s = server_check(L, 1);
+	lua_Number grace = luaL_optnumber(L, 2, s->close_timeout);
+	struct conn *c, *next;
+
+	if (s->closing || !s->vh)
+		return 0;
+	s->closing = 1;
+	if (s->listen_wsi)
+		lws_set_timeout(s->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	for (c = s->conns; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_OPEN)
+			conn_request_close(c, 1001, "server closing", 14);
+	}
+	/* idle keep-alive HTTP connections and unfinished handshakes go now */
+	lws_callback_all_protocol_vhost_args(s->vh, NULL, LWS_CALLBACK_USER, KILL_ARG, 0);
+	lws_sul_schedule(s->ctx->lws, 0, &s->sul_force, force_close,
+			 (lws_usec_t)(grace * LWS_US_PER_SEC));
+	core_maybe_finish_server(s);
+	core_wake(s->ctx);
+	return 0;
+}
+
+static int
+server_connections(lua_State *L)
+{
+	struct server *s = server_check(L, 1);
+
+	lua_pushinteger(L, s->n_conns);
+	return 1;
+}
+
+static int
+server_fields_tbl(lua_State *L)
+{
+	server_check(L, 1);
+	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setiuservalue(L, 1, 1);
+	}
+	return 1;
+}
+
+static int
+server_index(lua_State *L)
+{
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+		return 1;
+	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
+		return 0;
+	lua_pushvalue(L, 2);
+	lua_rawget(L, -2);
+	return 1;
+}
+
+static int
+server_newindex(lua_State *L)
+{
+	server_fields_tbl(L);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	return 0;
+}
+
+static int
+server_tostring(lua_State *L)
+{
+	struct server *s = server_check(L, 1);
+
+	lua_pushfstring(L, "lws.server (%s:%d, %s)", s->iface ? s->iface : "?", s->port,
+			s->vh ? (s->closing ? "closing" : "listening") : "closed");
+	return 1;
+}
+
+static int
+server_gc(lua_State *L)
+{
+	struct server *s = lua_touserdata(L, 1);
+
+	if (s->vh)   /* only at lua_close: we are pinned otherwise */
+		core_finalize_from_gc(s->ctx);
+	if (s->fd >= 0 && !s->listen_wsi)
+		close(s->fd);
+	free(s->iface);
+	free(s->cert);
+	free(s->key);
+	free(s->ca);
+	s->iface = s->cert = s->key = s->ca = NULL;
+	return 0;
+}
+
+static const luaL_Reg server_methods[] = {
+	{ "port", server_port },
+	{ "close", server_close },
+	{ "connection_count", server_connections },
+	{ "fields", server_fields_tbl },
+	{ NULL, NULL }
+};
+
+int
+server_open(lua_State *L)
+{
+	luaL_newmetatable(L, SERVER_MT);
+	luaL_newlib(L, server_methods);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -4, "server_methods");
+	lua_pushcclosure(L, server_index, 1);
+	lua_setfield(L, -2, "__index");
+	lua_pushcfunction(L, server_newindex);
+	lua_setfield(L, -2, "__newindex");
+	lua_pushcfunction(L, server_gc);
+	lua_setfield(L, -2, "__gc");
+	lua_pushcfunction(L, server_tostring);
+	lua_setfield(L, -2, "__tostring");
+	lua_pop(L, 1);
+	lua_pushcfunction(L, l_server);
+	lua_setfield(L, -2, "server");
+	return 0;
+}

@@ -1,0 +1,92 @@
+--[[ lws.emitter: on/once/off/emit for connections, servers and clients.
+Handlers live in the object's field table (userdata: obj:fields(); Lua
+objects: the object itself) under `_ev`, a map event -> array of
+callables. emit() snapshots the array when more than one handler is
+registered, so handlers may add or remove handlers while running.
+]]
+local M = {}
+
+local function store(obj)
+	if type(obj) == "userdata" then return obj:fields() end
+	return obj
+end
+
+local function check_callable(fn, name)
+	if type(fn) == "function" then return end
+	local mt = getmetatable(fn)
+	if type(mt) == "table" and mt.__call then return end
+	error(("bad argument #2 to '%s' (function expected, got %s)"):format(name, type(fn)), 3)
+end
+
+function M.on(obj, event, fn)
+	if type(event) ~= "string" then
+		error("bad argument #1 to 'on' (event name expected, got " .. type(event) .. ")", 2)
+	end
+	check_callable(fn, "on")
+	local f = store(obj)
+	local ev = f._ev
+	if not ev then ev = {}; f._ev = ev end
+	local list = ev[event]
+	if not list then list = {}; ev[event] = list end
+	list[#list + 1] = fn
+	return obj
+end
+
+function M.once(obj, event, fn)
+	check_callable(fn, "once")
+	local wrapper
+	wrapper = function(...)
+		M.off(obj, event, wrapper)
+		return fn(...)
+	end
+	return M.on(obj, event, wrapper)
+end
+
+function M.off(obj, event, fn)
+	local ev = store(obj)._ev
+	if not ev then return obj end
+	if event == nil then
+		store(obj)._ev = nil
+	elseif fn == nil then
+		ev[event] = nil
+	else
+		local list = ev[event]
+		if list then
+			for i = #list, 1, -1 do
+				if list[i] == fn then table.remove(list, i) break end
+			end
+			if #list == 0 then ev[event] = nil end
+		end
+	end
+	return obj
+end
+
+--- emit(obj, event, ...) -> true if a handler ran
+function M.emit(obj, event, ...)
+	local ev = store(obj)._ev
+	local list = ev and ev[event]
+	if not list then return false end
+	local n = #list
+	if n == 1 then
+		list[1](...)
+	else
+		local copy = table.move(list, 1, n, 1, {})
+		for i = 1, n do copy[i](...) end
+	end
+	return true
+end
+
+function M.listener_count(obj, event)
+	local ev = store(obj)._ev
+	local list = ev and ev[event]
+	return list and #list or 0
+end
+
+-- install on a methods table: obj:on(...), obj:once(...), obj:off(...)
+function M.mixin(methods)
+	methods.on, methods.once, methods.off = M.on, M.once, M.off
+	methods.emit, methods.listener_count = M.emit, M.listener_count
+	return methods
+end
+
+return M

@@ -1,0 +1,201 @@
+--[[ lws.server: a WebSocket server shaped like Node's `ws`.
+
+  local server = assert(lws.server{ host = "127.0.0.1", port = 0 })
+  server:on("connection", function(ws, req) ... end)
+
+Options (unknown keys are an error):
+  host, port            where to listen (port 0: any free port, see server:port())
+  tls = { cert, key }   serve wss:// (and https://)
+  max_message_size      bytes; a bigger message closes the connection with 1009
+                        (default 16 MiB)
+  max_queue_bytes       bytes a connection may have queued for sending; send()
+                        beyond it returns nil, "send queue full …", "full"
+                        (default 16 MiB; an empty queue always takes one message)
+  slow_consumer         "error" (default: send() returns the error) or "close"
+                        (close that connection with 1008 "slow consumer")
+  close_timeout         seconds to wait for a closing handshake (default 10)
+  verify                function(req, ws) -> true | false, status, message, headers
+                        (ws's verifyClient: refuse an upgrade with an HTTP status)
+  handle_protocols      function(offered, req) -> name | false (default: the
+                        first offered subprotocol, as ws does)
+  path                  only accept upgrades on this path (400 otherwise)
+  backlog, reuseport    listen(2) backlog; SO_REUSEPORT for worker processes
+
+Events: "connection"(ws, req), "close"() once the server is fully closed,
+"error"(err) for errors of the server itself.
+Connection events: "message"(data, is_binary), "close"(code, reason,
+was_clean), "pong"(payload), "error"(message).
+]]
+local core = require "lws.core"
+local emitter = require "lws.emitter"
+
+local emit = emitter.emit
+local M = {}
+
+local core_fields = {
+	host = true, port = true, tls = true, max_message_size = true, max_queue_bytes = true,
+	close_timeout = true, backlog = true, reuseport = true,
+}
+local lua_fields = {
+	verify = "function", handle_protocols = "function", path = "string",
+	slow_consumer = "string",
+}
+
+local function check_options(opts)
+	if type(opts) ~= "table" then
+		error("bad argument #1 to 'server' (table expected, got " .. type(opts) .. ")", 3)
+	end
+	for k, v in pairs(opts) do
+		if not core_fields[k] then
+			local want = lua_fields[k]
+			if not want then
+				error("unknown option '" .. tostring(k) .. "'", 3)
+			elseif type(v) ~= want then
+				error(("option '%s' must be a %s, got %s"):format(k, want, type(v)), 3)
+			end
+		end
+	end
+	if opts.slow_consumer and opts.slow_consumer ~= "error" and opts.slow_consumer ~= "close" then
+		error("option 'slow_consumer' must be \"error\" or \"close\"", 3)
+	end
+end
+
+--- header_lines({ name = value, … }) -> "Name: value\r\n…"; refuses CR/LF
+function M.header_lines(t)
+	if t == nil then return nil end
+	local out = {}
+	for k, v in pairs(t) do
+		k, v = tostring(k), tostring(v)
+		if k:find("[^%w%-!#$%%&'*+.^_`|~]") or v:find("[\r\n%z]") then
+			error("invalid response header " .. k, 3)
+		end
+		out[#out + 1] = k .. ": " .. v .. "\r\n"
+	end
+	table.sort(out)
+	return table.concat(out)
+end
+
+local server_events = {}
+
+function server_events.upgrade(srv, ws, req)
+	local f = srv:fields()
+	local o = f.options
+	if o.path and req.path ~= o.path then
+		return false, 400, nil, "no WebSocket endpoint at " .. req.path
+	end
+	if o.verify then
+		local ok, status, msg, headers = o.verify(req, ws)
+		if not ok then
+			return false, status or 401, M.header_lines(headers), msg or "Unauthorized"
+		end
+	end
+	local chosen
+	if #req.protocols > 0 then
+		if o.handle_protocols then
+			chosen = o.handle_protocols(req.protocols, req) or nil
+		else
+			chosen = req.protocols[1]
+		end
+	end
+	local wf = ws:fields()
+	wf._server = srv
+	wf.request = req
+	return true, chosen, nil
+end
+
+function server_events.close(srv)
+	emit(srv, "close")
+	emitter.off(srv)
+end
+
+local conn_events = {}
+
+function conn_events.open(ws)
+	local f = ws:fields()
+	local srv = f._server
+	if not srv then return end
+	srv:fields().clients[ws] = true
+	emit(srv, "connection", ws, f.request)
+end
+
+function conn_events.message(ws, data, binary)
+	emit(ws, "message", data, binary)
+end
+
+function conn_events.pong(ws, payload)
+	emit(ws, "pong", payload)
+end
+
+function conn_events.close(ws, code, reason, clean)
+	local f = ws:fields()
+	local srv = f._server
+	if srv then srv:fields().clients[ws] = nil end
+	f._server = nil
+	-- handlers go after this event: nothing fires after close
+	local ok, err = pcall(emit, ws, "close", code, reason, clean)
+	emitter.off(ws)
+	if not ok then error(err, 0) end
+end
+
+function conn_events.error(ws, msg)
+	emit(ws, "error", msg)
+end
+
+function M.install(lws, handlers)
+	local server_methods = emitter.mixin(core.server_methods)
+	local conn_methods = emitter.mixin(core.conn_methods)
+
+	handlers["lws.server"] = function(srv, event, ...)
+		return server_events[event](srv, ...)
+	end
+
+	local client_handler
+	handlers["lws.conn"] = function(ws, event, ...)
+		if ws.is_client then
+			client_handler = client_handler or handlers["lws.client"]
+			return client_handler(ws, event, ...)
+		end
+		return conn_events[event](ws, ...)
+	end
+
+	-- send with the server's slow-consumer policy
+	local raw_send = conn_methods.send
+	function conn_methods.send(ws, data, binary)
+		local ok, err, code = raw_send(ws, data, binary)
+		if not ok and code == "full" then
+			local srv = ws:fields()._server
+			if srv and srv:fields().options.slow_consumer == "close" then
+				ws:close(1008, "slow consumer")
+			end
+		end
+		return ok, err, code
+	end
+
+	--- server:address() -> host, port
+	function server_methods.address(srv)
+		return srv:fields().options.host or "127.0.0.1", srv:port()
+	end
+
+	--- server:clients_count()
+	function server_methods.client_count(srv)
+		local n = 0
+		for _ in pairs(srv:fields().clients) do n = n + 1 end
+		return n
+	end
+	lws.header_lines = M.header_lines
+end
+
+--- new(opts) -> server | nil, err, code
+function M.new(opts)
+	check_options(opts)
+	local copts = {}
+	for k in pairs(core_fields) do copts[k] = opts[k] end
+	local srv, err, code = core.server(copts)
+	if not srv then return nil, err, code end
+	local f = srv:fields()
+	f.options = opts
+	f.clients = {}
+	return srv
+end
+
+return M

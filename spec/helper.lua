@@ -1,0 +1,443 @@
+--[[ spec/helper.lua: the loop driver and the peers every spec uses.
+
+ - H.run_until(pred, ms, what): runs the loop until pred() is true, failing
+   the test after ms (scaled by LWS_TEST_SLOW under ASan/valgrind). Never
+   sleeps: every wait is on a loop event with a deadline.
+ - H.server(opts): lws.server on 127.0.0.1 port 0, closed by H.clean().
+ - H.node(): a Node `ws` peer (spec/peers/ws_peer.js) driven over a control
+   socket; peer:cmd{...} and peer:wait("open").
+ - H.raw(port): a raw TCP client that writes exact bytes (frames built
+   with H.frame) and reads server frames (raw:read_frame()).
+ - H.clean(): closes what a test made and asserts that no connection,
+   server, timer or watch is left behind.
+]]
+local lws = require "lws"
+local core = lws.core
+local socket = require "socket"
+local cjson = require "cjson"
+
+local H = {}
+H.lws = lws
+H.SLOW = tonumber(os.getenv("LWS_TEST_SLOW") or "1") or 1
+H.ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helper.lua$") or ".")
+
+local tracked = { servers = {}, peers = {}, raws = {} }
+
+-- Errors reported through lws.on_error during a test (callback errors).
+H.errors = {}
+lws.on_error(function(msg) H.errors[#H.errors + 1] = msg end)
+
+function H.run_until(pred, ms, what)
+	if pred() then return true end
+	ms = (ms or 5000) * H.SLOW
+	local timed_out = false
+	local t = core.timer(ms, 0, function() timed_out = true; core.stop() end)
+	t:unref()
+	while not timed_out do
+		core.run("once")
+		if pred() then break end
+	end
+	t:stop()
+	if timed_out and not pred() then
+		error(("timed out after %d ms waiting for %s"):format(ms, what or "a condition"), 2)
+	end
+	return true
+end
+
+-- Runs the loop for ms whatever happens (to show that something does NOT happen).
+function H.run_for(ms)
+	local done = false
+	local t = core.timer(ms, 0, function() done = true; core.stop() end)
+	t:unref()
+	while not done do core.run("once") end
+	t:stop()
+end
+
+function H.server(opts)
+	opts = opts or {}
+	opts.host = opts.host or "127.0.0.1"
+	opts.port = opts.port or 0
+	local srv = assert(lws.server(opts))
+	tracked.servers[#tracked.servers + 1] = srv
+	return srv, srv:port()
+end
+
+-- an echo server: every message back with its type
+function H.echo_server(opts)
+	local srv, port = H.server(opts)
+	srv:on("connection", function(ws)
+		ws:on("message", function(data, binary) ws:send(data, binary) end)
+	end)
+	return srv, port
+end
+
+--- pattern(size, binary): the payload ws_peer.js generates for {size=…}
+function H.pattern(size, binary)
+	local block = {}
+	if binary then
+		for i = 0, 255 do block[#block + 1] = string.char((i * 7 + 3) & 255) end
+	else
+		for i = 0, 94 do block[#block + 1] = string.char(32 + (i * 11) % 95) end
+	end
+	block = table.concat(block)
+	return string.rep(block, size // #block + 1):sub(1, size)
+end
+
+-- base64 (small payloads from the node peer)
+local b64chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local b64dec = {}
+for i = 1, 64 do b64dec[b64chars:byte(i)] = i - 1 end
+function H.unbase64(s)
+	local out, bits, nbits = {}, 0, 0
+	for i = 1, #s do
+		local v = b64dec[s:byte(i)]
+		if v then
+			bits = (bits << 6) | v
+			nbits = nbits + 6
+			if nbits >= 8 then
+				nbits = nbits - 8
+				out[#out + 1] = string.char((bits >> nbits) & 255)
+			end
+		end
+	end
+	return table.concat(out)
+end
+function H.base64(s)
+	local out = {}
+	for i = 1, #s, 3 do
+		local a, b, c = s:byte(i, i + 2)
+		local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+		for j = 3, 0, -1 do
+			local idx = (n >> (6 * j)) & 63
+			out[#out + 1] = b64chars:sub(idx + 1, idx + 1)
+		end
+		if not b then out[#out] = "="; out[#out - 1] = "=" elseif not c then out[#out] = "=" end
+	end
+	return table.concat(out)
+end
+
+---------------------------------------------------------------------------
+-- Node peer
+
+local Peer = {}
+Peer.__index = Peer
+
+local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+--- node([script]) -> peer, started and connected to its control socket
+function H.node(script)
+	script = script or (H.ROOT .. "/spec/peers/ws_peer.js")
+	local ctl = assert(socket.bind("127.0.0.1", 0))
+	ctl:settimeout(0)
+	local _, cport = ctl:getsockname()
+	local log = os.tmpname()
+	local pidfile = os.tmpname()
+	os.execute(("node %s %d >%s 2>&1 & echo $! >%s"):format(shell_quote(script), cport,
+		shell_quote(log), shell_quote(pidfile)))
+	local f = assert(io.open(pidfile))
+	local pid = tonumber(f:read("l"))
+	f:close()
+	os.remove(pidfile)
+	local peer = setmetatable({ pid = pid, log = log, events = {}, buf = "" }, Peer)
+	tracked.peers[#tracked.peers + 1] = peer
+	local w = core.watch(ctl:getfd(), function()
+		local c = ctl:accept()
+		if c then peer.sock = c end
+	end)
+	local ok, err = pcall(H.run_until, function() return peer.sock ~= nil end, 15000, "node peer to start")
+	w:close()
+	ctl:close()
+	if not ok then error(err .. "\n" .. peer:read_log(), 2) end
+	peer.sock:settimeout(0)
+	peer.sock:setoption("tcp-nodelay", true)
+	peer.watch = core.watch(peer.sock:getfd(), function() peer:_read() end)
+	peer:wait("ready")
+	return peer
+end
+
+function Peer:read_log()
+	local f = io.open(self.log)
+	if not f then return "" end
+	local s = f:read("a")
+	f:close()
+	return s
+end
+
+function Peer:_read()
+	while true do
+		local data, err, partial = self.sock:receive(65536)
+		data = data or partial
+		if data and #data > 0 then self.buf = self.buf .. data end
+		if err == "closed" then
+			self.dead = true
+			if self.watch then self.watch:close(); self.watch = nil end
+			break
+		end
+		if not data or #data == 0 or err then break end
+	end
+	while true do
+		local i = self.buf:find("\n", 1, true)
+		if not i then break end
+		local line = self.buf:sub(1, i - 1)
+		self.buf = self.buf:sub(i + 1)
+		local ev = cjson.decode(line)
+		if ev.b64 then ev.bytes = H.unbase64(ev.b64) end
+		self.events[#self.events + 1] = ev
+	end
+end
+
+function Peer:cmd(t)
+	local line = cjson.encode(t) .. "\n"
+	local sent = 0
+	H.run_until(function()
+		local n, err, partial = self.sock:send(line, sent + 1)
+		sent = n or partial or sent
+		if err and err ~= "timeout" then error("control socket: " .. err) end
+		return sent >= #line
+	end, 10000, "control command to be sent")
+	return self
+end
+
+--- wait(name[, ms[, pred]]) -> the first queued event called name (removed)
+function Peer:wait(name, ms, pred)
+	local found
+	local ok, err = pcall(H.run_until, function()
+		for i, ev in ipairs(self.events) do
+			if ev.ev == name and (not pred or pred(ev)) then
+				found = table.remove(self.events, i)
+				return true
+			end
+		end
+		return self.dead
+	end, ms or 5000, "node event '" .. name .. "'")
+	if not ok then
+		local seen = {}
+		for _, ev in ipairs(self.events) do seen[#seen + 1] = ev.ev end
+		error(err .. " (queued: " .. table.concat(seen, ",") .. ")\n" .. self:read_log(), 2)
+	end
+	if not found then error("node peer exited waiting for '" .. name .. "'\n" .. self:read_log(), 2) end
+	return found
+end
+
+--- has(name) -> is such an event queued (without waiting)
+function Peer:has(name)
+	for _, ev in ipairs(self.events) do if ev.ev == name then return ev end end
+end
+
+function Peer:kill()
+	if self.watch then self.watch:close(); self.watch = nil end
+	if self.sock then self.sock:close(); self.sock = nil end
+	if self.pid then os.execute("kill -9 " .. self.pid .. " 2>/dev/null"); self.pid = nil end
+	if self.log then os.remove(self.log); self.log = nil end
+end
+
+-- stop (SIGSTOP) / continue (SIGCONT) the peer process: a silent peer
+function Peer:signal(sig)
+	os.execute(("kill -%s %d"):format(sig, self.pid))
+end
+
+---------------------------------------------------------------------------
+-- Raw TCP client writing exact bytes
+
+local Raw = {}
+Raw.__index = Raw
+
+function H.raw(port)
+	local s = assert(socket.tcp())
+	s:settimeout(5)
+	assert(s:connect("127.0.0.1", port))
+	s:settimeout(0)
+	s:setoption("tcp-nodelay", true)
+	local r = setmetatable({ sock = s, buf = "", closed = false }, Raw)
+	r.watch = core.watch(s:getfd(), function() r:_read() end)
+	tracked.raws[#tracked.raws + 1] = r
+	return r
+end
+
+function Raw:_read()
+	while true do
+		local data, err, partial = self.sock:receive(65536)
+		data = data or partial
+		if data and #data > 0 then self.buf = self.buf .. data end
+		if err == "closed" then
+			self.closed = true
+			if self.watch then self.watch:close(); self.watch = nil end
+			return
+		end
+		if err then return end
+	end
+end
+
+function Raw:send(bytes)
+	local sent = 0
+	H.run_until(function()
+		local n, err, partial = self.sock:send(bytes, sent + 1)
+		sent = n or partial or sent
+		if err == "closed" then error("raw socket closed while sending") end
+		return sent >= #bytes
+	end, 20000, "raw bytes to be sent")
+end
+
+function Raw:close()
+	if self.watch then self.watch:close(); self.watch = nil end
+	if self.sock then self.sock:close(); self.sock = nil end
+	self.closed = true
+end
+
+function Raw:wait_closed(ms)
+	H.run_until(function() return self.closed end, ms or 5000, "the server to close the raw connection")
+end
+
+local function random_key()
+	local t = {}
+	for i = 1, 16 do t[i] = string.char(math.random(0, 255)) end
+	return H.base64(table.concat(t))
+end
+H.random_key = random_key
+
+--- request(path, headers[, method, version]) -> the raw upgrade request
+function H.upgrade_request(path, headers, method, version)
+	local lines = { ("%s %s %s"):format(method or "GET", path or "/", version or "HTTP/1.1") }
+	local h = {
+		Host = "127.0.0.1", Upgrade = "websocket", Connection = "Upgrade",
+		["Sec-WebSocket-Key"] = random_key(), ["Sec-WebSocket-Version"] = "13",
+	}
+	for k, v in pairs(headers or {}) do h[k] = v end
+	local keys = {}
+	for k, v in pairs(h) do if v ~= false then keys[#keys + 1] = k end end
+	table.sort(keys)
+	for _, k in ipairs(keys) do lines[#lines + 1] = k .. ": " .. h[k] end
+	return table.concat(lines, "\r\n") .. "\r\n\r\n"
+end
+
+--- read_response([ms]) -> status, headers (lowercase names), body-so-far
+function Raw:read_response(ms)
+	local head
+	H.run_until(function()
+		local i = self.buf:find("\r\n\r\n", 1, true)
+		if i then
+			head = self.buf:sub(1, i + 1)
+			self.buf = self.buf:sub(i + 4)
+			return true
+		end
+		return self.closed
+	end, ms or 5000, "an HTTP response")
+	if not head then return nil, "closed without a response" end
+	local status = tonumber(head:match("^HTTP/1%.%d (%d%d%d)"))
+	local headers = {}
+	for k, v in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do headers[k:lower()] = v end
+	local len = tonumber(headers["content-length"])
+	if len then
+		H.run_until(function() return #self.buf >= len or self.closed end, ms or 5000, "the body")
+		local body = self.buf:sub(1, len)
+		self.buf = self.buf:sub(len + 1)
+		return status, headers, body
+	end
+	return status, headers, ""
+end
+
+--- handshake(path, headers) -> status, headers (101 leaves a ws stream)
+function Raw:handshake(path, headers, method, version)
+	self:send(H.upgrade_request(path, headers, method, version))
+	return self:read_response()
+end
+
+--- frame(opcode, payload[, opts]) -> bytes; opts: fin=false, mask=false,
+-- rsv=bits, len=announced length (for lying headers)
+function H.frame(opcode, payload, opts)
+	opts = opts or {}
+	payload = payload or ""
+	local fin = opts.fin == false and 0 or 0x80
+	local b1 = fin | ((opts.rsv or 0) << 4) | opcode
+	local masked = opts.mask ~= false
+	local len = opts.len or #payload
+	local hdr
+	local mbit = masked and 0x80 or 0
+	if len < 126 then
+		hdr = string.pack(">BB", b1, mbit | len)
+	elseif len < 65536 then
+		hdr = string.pack(">BBI2", b1, mbit | 126, len)
+	else
+		hdr = string.pack(">BBI8", b1, mbit | 127, len)
+	end
+	if not masked then return hdr .. payload end
+	local key = { math.random(0, 255), math.random(0, 255), math.random(0, 255), math.random(0, 255) }
+	local out = {}
+	local chunk = 4096
+	for off = 1, #payload, chunk do
+		local piece = { payload:byte(off, math.min(off + chunk - 1, #payload)) }
+		for i = 1, #piece do
+			piece[i] = piece[i] ~ key[((off + i - 2) % 4) + 1]
+		end
+		out[#out + 1] = string.char(table.unpack(piece))
+	end
+	return hdr .. string.char(table.unpack(key)) .. table.concat(out)
+end
+
+function H.close_payload(code, reason)
+	return string.pack(">I2", code) .. (reason or "")
+end
+
+--- read_frame([ms]) -> { fin, opcode, payload, rsv } of the next server frame
+function Raw:read_frame(ms)
+	local frame
+	local function parse()
+		local b = self.buf
+		if #b < 2 then return nil end
+		local b1, b2 = b:byte(1, 2)
+		local len, off = b2 & 0x7f, 3
+		if len == 126 then
+			if #b < 4 then return nil end
+			len = string.unpack(">I2", b, 3); off = 5
+		elseif len == 127 then
+			if #b < 10 then return nil end
+			len = string.unpack(">I8", b, 3); off = 11
+		end
+		if b2 & 0x80 ~= 0 then off = off + 4 end   -- servers never mask
+		if #b < off + len - 1 then return nil end
+		frame = { fin = b1 & 0x80 ~= 0, rsv = (b1 >> 4) & 7, opcode = b1 & 0x0f,
+			payload = b:sub(off, off + len - 1), masked = b2 & 0x80 ~= 0 }
+		self.buf = b:sub(off + len)
+		return frame
+	end
+	H.run_until(function() return parse() or self.closed end, ms or 5000, "a frame from the server")
+	if not frame then parse() end
+	return frame
+end
+
+--- read_close([ms]) -> code, reason of the server's Close frame (skipping data)
+function Raw:read_close(ms)
+	while true do
+		local f = self:read_frame(ms)
+		if not f then return nil, "connection closed without a close frame" end
+		if f.opcode == 8 then
+			if #f.payload >= 2 then return string.unpack(">I2", f.payload), f.payload:sub(3) end
+			return 1005, ""
+		end
+	end
+end
+
+---------------------------------------------------------------------------
+
+--- clean(): close everything the test made; assert nothing is left
+function H.clean()
+	for _, srv in ipairs(tracked.servers) do srv:close(0.5) end
+	for _, p in ipairs(tracked.peers) do p:kill() end
+	for _, r in ipairs(tracked.raws) do r:close() end
+	tracked = { servers = {}, peers = {}, raws = {} }
+	local function empty()
+		local s = core.stats()
+		return s.connections == 0 and s.servers == 0 and s.timers == 0 and s.watches == 0 and
+			s.requests == 0 and s.pending == 0
+	end
+	local ok = pcall(H.run_until, empty, 5000, "every connection and server to close")
+	local s = core.stats()
+	H.errors = {}
+	if not ok then
+		lws.shutdown()
+		error(("left behind: %d connections, %d servers, %d timers, %d watches, %d requests")
+			:format(s.connections, s.servers, s.timers, s.watches, s.requests), 2)
+	end
+end
+
+return H
