@@ -64,12 +64,14 @@ struct conn {
 	uint8_t dirty;              /* queued output, in the flush list */
 	uint8_t sent_close, got_close;
 	uint8_t frag_op;            /* opcode of the message being reassembled */
+	uint8_t abandoned;          /* its unanswered messages already counted lost */
 	uint32_t events;            /* current epoll interest */
 	struct buf in, out, msg;
 	uint64_t send_seq, recv_seq;
 	uint64_t *tq;               /* send times of messages in flight (FIFO) */
 	uint32_t tq_head, tq_len, tq_cap;
 	uint64_t next;              /* broadcast: next expected seq */
+	uint64_t bc_from;           /* broadcast: first seq sent while it was open */
 	struct gap *gaps;
 	uint32_t ngaps, gapcap;
 	char accept[29];            /* expected Sec-WebSocket-Accept */
@@ -518,12 +520,31 @@ static void conn_release(struct conn *c)
 	c->tq_len = c->tq_cap = c->tq_head = 0;
 }
 
+static void bcast_forget(struct conn *c);
+
+/* a connection that dies mid-run takes its unanswered messages with it:
+ * count them lost now, so drains and broadcast windows don't wait for it */
+static void conn_abandon(struct conn *c)
+{
+	uint64_t n = c->send_seq - c->recv_seq;
+
+	if (c->abandoned || c->state < ST_OPEN)
+		return;
+	c->abandoned = 1;
+	G.outstanding -= n;
+	G.lost += n;
+	c->recv_seq = c->send_seq;
+	if (O.mode == M_BROADCAST)
+		bcast_forget(c);
+}
+
 static void conn_fail(struct conn *c, uint64_t *counter, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (c->state == ST_DONE)
 		return;
+	conn_abandon(c);
 	if (counter)
 		(*counter)++;
 	if (counter && G.reports++ < MAX_REPORTS) {
@@ -662,6 +683,7 @@ static void on_close_frame(struct conn *c, const unsigned char *d, size_t n)
 	if (!c->sent_close) {
 		/* the server closed first: outside our close phase that is an error */
 		if (G.phase < PH_CLOSE && O.mode != M_SELFTEST) {
+			conn_abandon(c);
 			G.closed_errors++;
 			if (G.reports++ < MAX_REPORTS)
 				fprintf(stderr, "loadgen: conn %u: server sent close %u\n",
@@ -827,7 +849,11 @@ static void handshake_input(struct conn *c, uint64_t now)
 	on_open(c, now);
 	if (c->state != ST_DONE && buf_used(&c->in)) {
 		/* frames that arrived with the 101 */
-		c->in.off += parse_frames(c, c->in.p + c->in.off, buf_used(&c->in), now);
+		size_t used = parse_frames(c, c->in.p + c->in.off, buf_used(&c->in), now);
+
+		if (c->state == ST_DONE)
+			return;
+		c->in.off += used;
 	}
 	if (c->state != ST_DONE)
 		buf_trim(&c->in);
@@ -1002,8 +1028,9 @@ static void send_echo(struct conn *c, uint64_t t_sched)
 		G.sent_in_window++;
 }
 
-static void report_mismatch(struct conn *c, uint64_t seq, const unsigned char *got,
-			    size_t n, const unsigned char *want, size_t wn)
+static void report_mismatch(struct conn *c, uint64_t seq, int op,
+			    const unsigned char *got, size_t n,
+			    const unsigned char *want, size_t wn)
 {
 	size_t i = 0, j, lim = n < wn ? n : wn;
 	char g[48], w[48];
@@ -1019,8 +1046,9 @@ static void report_mismatch(struct conn *c, uint64_t seq, const unsigned char *g
 	for (j = 0; j < 40 && i + j < wn; j++)
 		w[j] = (char)want[i + j];
 	w[j] = '\0';
-	fprintf(stderr, "loadgen: mismatch conn=%u seq=%" PRIu64 " len=%zu want_len=%zu "
-		"first_diff=%zu got='%s' want='%s'\n", c->id, seq, n, wn, i, g, w);
+	fprintf(stderr, "loadgen: mismatch conn=%u seq=%" PRIu64 " %s len=%zu want_len=%zu "
+		"first_diff=%zu got='%s' want='%s'\n", c->id, seq,
+		op == 0x1 ? "text" : "binary (want text)", n, wn, i, g, w);
 }
 
 static void echo_message(struct conn *c, int op, const unsigned char *d, size_t n,
@@ -1045,7 +1073,7 @@ static void echo_message(struct conn *c, int op, const unsigned char *d, size_t 
 	echo_payload(c->id, seq, (size_t)O.size, want);
 	ok = op == 0x1 && n == (size_t)O.size && !memcmp(d, want, n);
 	if (!ok)
-		report_mismatch(c, seq, d, n, want, (size_t)O.size);
+		report_mismatch(c, seq, op, d, n, want, (size_t)O.size);
 	if (G.phase == PH_MEASURE) {
 		G.completed++;
 		G.recv_in_window++;
@@ -1099,6 +1127,35 @@ static void gap_add(struct conn *c, uint64_t lo, uint64_t hi)
 	c->ngaps++;
 }
 
+static int gap_has(const struct conn *c, uint64_t seq)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->ngaps; i++)
+		if (seq >= c->gaps[i].lo && seq < c->gaps[i].hi)
+			return 1;
+	return 0;
+}
+
+static void bcast_done_one(uint64_t seq)
+{
+	if (seq >= G.oldest && G.left[seq & (BC_RING - 1)] &&
+	    !--G.left[seq & (BC_RING - 1)]) {
+		while (G.oldest < G.next_seq && !G.left[G.oldest & (BC_RING - 1)])
+			G.oldest++;
+	}
+}
+
+/* stop waiting for a dead receiver: it no longer holds back the window */
+static void bcast_forget(struct conn *c)
+{
+	uint64_t seq = G.oldest > c->bc_from ? G.oldest : c->bc_from, end = G.next_seq;
+
+	for (; seq < end; seq++)
+		if (seq >= c->next || gap_has(c, seq))
+			bcast_done_one(seq);
+}
+
 static void bcast_send(uint64_t ts)
 {
 	struct conn *s = &G.c[0];
@@ -1145,7 +1202,7 @@ static void bcast_message(struct conn *c, int op, const unsigned char *d, size_t
 	want = scratch_get((size_t)O.size);
 	bcast_payload(seq, ts, (size_t)O.size, want);
 	if (op != 0x1 || n != (size_t)O.size || memcmp(d, want, n))
-		report_mismatch(c, seq, d, n, want, (size_t)O.size);
+		report_mismatch(c, seq, op, d, n, want, (size_t)O.size);
 
 	if (seq == c->next) {
 		c->next++;
@@ -1162,11 +1219,7 @@ static void bcast_message(struct conn *c, int op, const unsigned char *d, size_t
 	}
 	if (!fresh)
 		return;
-	if (seq >= G.oldest && G.left[seq & (BC_RING - 1)] &&
-	    !--G.left[seq & (BC_RING - 1)]) {
-		while (G.oldest < G.next_seq && !G.left[G.oldest & (BC_RING - 1)])
-			G.oldest++;
-	}
+	bcast_done_one(seq);
 	if (c->id != 0) {           /* conn 0 is the sender; its copy is checked only */
 		G.total_deliveries++;
 		if (G.phase == PH_MEASURE) {
@@ -1206,6 +1259,8 @@ static void on_message(struct conn *c, int op, const unsigned char *d, size_t n,
 static void on_open(struct conn *c, uint64_t now)
 {
 	G.t_last_open = now;
+	c->bc_from = G.next_seq;
+	c->next = G.next_seq;
 	if (O.mode == M_CONNECT && !O.keep)
 		ws_close(c, 1000);
 }
@@ -1452,10 +1507,15 @@ static void tick(uint64_t now)
 
 static void arm_timer(uint64_t due)
 {
+	static uint64_t armed;
 	struct itimerspec its = { .it_value = {
 		.tv_sec = (time_t)(due / 1000000000u),
 		.tv_nsec = (long)(due % 1000000000u) } };
 
+	/* re-arming costs a syscall (and a VM exit here): only when it moved */
+	if (due == armed)
+		return;
+	armed = due;
 	timerfd_settime(G.tfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
@@ -1611,7 +1671,7 @@ static void report(void)
 	char lat[256];
 
 	if (O.mode == M_ECHO || O.mode == M_LATENCY || O.mode == M_IDLE)
-		G.lost = G.outstanding;
+		G.lost += G.outstanding;
 	if (O.mode == M_BROADCAST)
 		G.missing = bcast_missing();
 	errors = G.mismatches + G.lost + G.closed_errors + G.conn_errors +

@@ -227,8 +227,11 @@ conn_receive(struct conn *c, const void *in, size_t len)
 		c->rx_binary = (uint8_t)!!lws_frame_is_binary(wsi);
 		c->utf8_state = UTF8_ACCEPT;
 	}
-	if (len > c->max_message - c->rlen) {
-		/* refuse before buffering the excess */
+	/* refuse before buffering the excess; without pmd lws also tells us
+	 * how much of this frame is still to come, so a frame announcing
+	 * 2^63 bytes fails on its first chunk */
+	if (len > c->max_message - c->rlen ||
+	    (!c->pmd && lws_remaining_packet_payload(wsi) > c->max_message - c->rlen - len)) {
 		conn_fail(c, 1009, "message too big");
 		return 0;
 	}
@@ -355,6 +358,8 @@ conn_writeable(struct conn *c)
 		if (c->close_sent)
 			return 0;   /* lws calls us once more while closing */
 		c->close_sent = 1;
+		if (c->rx_failed)   /* read again: the peer's answering Close */
+			lws_rx_flow_control(wsi, 1);
 		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
 				 (unsigned char *)c->close_reason, c->close_reason_len);
 		return -1;

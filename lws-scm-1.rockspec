@@ -1,0 +1,45 @@
+rockspec_format = "3.0"
+package = "lws"
+version = "scm-1"
+source = {
+   url = "git+https://example.invalid/lws.git",
+}
+description = {
+   summary = "WebSocket servers and clients for Lua 5.4 over libwebsockets",
+   detailed = [[
+      A C core over libwebsockets 4.1 (the event loop, timers, servers,
+      clients, connections and messages) and a Lua layer with a server
+      shaped like Node's ws, a browser-shaped client, heartbeat and
+      reconnect, broadcast and pub/sub, HTTP routes and static files on
+      the same port, and a Socket.IO-compatible server.
+   ]],
+   license = "MIT",
+}
+dependencies = {
+   "lua >= 5.4, < 5.5",
+}
+external_dependencies = {
+   WEBSOCKETS = {
+      header = "libwebsockets.h",
+      library = "websockets",
+   },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["lws.core"] = {
+         sources = {
+            "csrc/client.c", "csrc/conn.c", "csrc/core.c", "csrc/msgbuf.c",
+            "csrc/proto.c", "csrc/server.c", "csrc/timer.c", "csrc/watch.c",
+         },
+         libraries = { "websockets" },
+         incdirs = { "$(WEBSOCKETS_INCDIR)" },
+         libdirs = { "$(WEBSOCKETS_LIBDIR)" },
+         defines = {},
+      },
+      ["lws"] = "lua/lws/init.lua",
+      ["lws.emitter"] = "lua/lws/emitter.lua",
+      ["lws.server"] = "lua/lws/server.lua",
+      ["lws.websocket"] = "lua/lws/websocket.lua",
+   },
+}
