@@ -422,8 +422,9 @@ conn_finalize(struct conn *c, const char *why)
 
 	if (c->state == CONN_CLOSED && !c->wsi)
 		return;
+	/* a server-side wsi stays homed at its server until WSI_DESTROY */
 	if (c->wsi)
-		lws_set_opaque_user_data(c->wsi, NULL);
+		lws_set_opaque_user_data(c->wsi, c->srv);
 	c->wsi = NULL;
 	if (c->got_peer_close) {
 		code = c->peer_code;

@@ -356,10 +356,13 @@ ctx_destroy_now(struct ctx *x)
 	if (!c)
 		return;
 	x->stop = 1;
+	x->destroying = 1;
 	lws_context_destroy(c);
+	x->destroying = 0;
 	x->lws = NULL;
 	x->internal = NULL;
 	client_vhosts_free(x);
+	server_vhosts_free(x);
 	x->destroy_pending = 0;
 	/* deferred work that never ran still holds refs and memory */
 	while (x->deferred_head) {

@@ -60,6 +60,9 @@ struct ctx {
 	uint64_t callback_errors;
 	struct lws_protocols internal_protocols[3];
 	struct client_vhost *client_vhosts;  /* one per distinct TLS client config */
+	struct server_vhost *server_vhosts;  /* one per distinct TLS server config */
+	struct server *adopting;             /* server whose socket lws is adopting */
+	int destroying;                      /* inside lws_context_destroy */
 	lws_sorted_usec_list_t sul_deferred; /* runs deferred work on the next turn */
 	struct deferred *deferred_head, *deferred_tail;
 };
@@ -79,7 +82,6 @@ const char *core_opt_str_field(lua_State *L, int idx, const char *k, const char 
 int core_opt_bool_field(lua_State *L, int idx, const char *k, int def);
 int core_push_error(lua_State *L, const char *msg, const char *code);
 void core_wake(struct ctx *x);
-void core_maybe_finish_server(struct server *s);
 void core_finalize_from_gc(struct ctx *x);
 
 /* A function to run on the next loop turn (outside the current lws callback). */
@@ -87,6 +89,7 @@ typedef void (*deferred_fn)(struct ctx *x, void *arg, int arg_ref);
 void core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref);
 
 void client_vhosts_free(struct ctx *x);
+void server_vhosts_free(struct ctx *x);
 
 /* userdata files */
 int conn_open(lua_State *L);
@@ -183,30 +186,38 @@ void server_conn_gone(struct conn *c);
 int server_http_reply(struct lws *wsi, int status, const char *extra, const char *body,
 		      size_t blen);
 
-struct server {
-	int kind;                     /* KIND_SERVER (the listener's opaque pointer) */
-	struct ctx *ctx;
+/* A server vhost, shared by every lws.server with the same TLS files and
+ * kept until the context goes. lws may rebind a wsi to another vhost on
+ * the same (non-)port by its Host header (lws_select_vhost), so a vhost
+ * must never die under a wsi, and every wsi finds its server through its
+ * opaque pointer, never through the vhost. */
+struct server_vhost {
+	struct server_vhost *next;
 	struct lws_vhost *vh;
-	int self_ref;                 /* pinned until the vhost is gone */
+	char *cert, *key, *ca;        /* all NULL: plain ws:// */
+	char subproto[128];           /* name of protocols[1]: see server_confirm_upgrade */
+	struct lws_protocols protocols[3];
+};
+
+struct server {
+	int kind;                     /* KIND_SERVER: opaque of its listener and idle wsi */
+	struct ctx *ctx;
+	struct server_vhost *sv;
+	int self_ref;                 /* pinned until finished */
 	int fd;                       /* our listening socket, -1 once closed */
 	struct lws *listen_wsi;       /* raw-file watcher of fd */
 	int port;
-	uint8_t closing;              /* close() called */
-	uint8_t vhost_destroyed;
+	uint8_t closing;              /* close() called, or the listener is gone */
+	uint8_t finished;
 	uint8_t finish_scheduled;
 	uint8_t tls;
-	int n_wsi;                    /* live wsi on our vhost */
+	int n_wsi;                    /* live wsi adopted from our listener */
 	struct conn *conns;           /* open and closing ws connections */
 	int n_conns;
 	size_t max_message;
 	size_t max_queue;
 	int close_timeout;
-	char name[32];
-	char subproto[128];           /* name of protocols[1]: see server_confirm_upgrade */
 	char *iface;
-	char *cert, *key, *ca;        /* kept for the vhost's lifetime */
-	struct lws_protocols protocols[3];
-	lws_sorted_usec_list_t sul_finish;
 	lws_sorted_usec_list_t sul_force;
 };
 

@@ -1,9 +1,10 @@
-/* server.c: lws.server, one listening socket and its lws vhost.
- * We create the listening socket ourselves (precise bind errors,
- * SO_REUSEPORT, and a close that takes effect now, not at lws's 30 s
- * deferred-free tick), watch it as a raw fd, and adopt each accepted
- * socket into the vhost. The handshake is checked here (RFC 6455 4.2.1
- * details lws leaves to us) before Lua's upgrade hook decides. */
+/* server.c: lws.server, one listening socket whose accepted sockets are
+ * adopted into a (shared) lws vhost. We create the listening socket
+ * ourselves (precise bind errors, SO_REUSEPORT, and a close that takes
+ * effect now, not at lws's 30 s deferred-free tick) and watch it as a raw
+ * fd. Every wsi carries its server in its opaque pointer. The handshake is
+ * checked here (RFC 6455 4.2.1 details lws leaves to us) before Lua's
+ * upgrade hook decides. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +28,23 @@ server_check(lua_State *L, int idx)
 	return luaL_checkudata(L, idx, SERVER_MT);
 }
 
+/* the server a wsi was accepted by (its vhost may be another one) */
 static struct server *
-server_of(struct lws *wsi)
+home_server(struct lws *wsi)
+{
+	int *o = lws_get_opaque_user_data(wsi);
+
+	if (!o)
+		return NULL;
+	if (*o == KIND_SERVER)
+		return (struct server *)o;
+	if (*o == KIND_CONN)
+		return ((struct conn *)o)->srv;
+	return NULL;
+}
+
+static struct server_vhost *
+vhost_slot(struct lws *wsi)
 {
 	const struct lws_protocols *p = lws_get_protocol(wsi);
 
@@ -96,6 +112,7 @@ bound_port(int fd)
 void
 server_accept(struct server *s)
 {
+	lws_adopt_desc_t ad;
 	int i;
 
 	for (i = 0; i < 256 && s->fd >= 0; i++) {
@@ -112,17 +129,28 @@ server_accept(struct server *s)
 		}
 		/* small frames go out now (lws does the same on its own listeners) */
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		if (!lws_adopt_socket_vhost(s->vh, fd))
-			continue;   /* lws closed fd */
+		/* WSI_CREATE runs inside the adoption (before lws stores the
+		 * opaque pointer): it counts the wsi as s's */
+		memset(&ad, 0, sizeof(ad));
+		ad.vh = s->sv->vh;
+		ad.type = LWS_ADOPT_SOCKET | LWS_ADOPT_HTTP | LWS_ADOPT_ALLOW_SSL;
+		ad.fd.sockfd = fd;
+		ad.opaque = s;
+		s->ctx->adopting = s;
+		lws_adopt_descriptor_vhost_via_info(&ad);   /* on failure lws closes fd */
+		s->ctx->adopting = NULL;
 	}
 }
+
+static void server_try_finish(struct server *s);
 
 void
 server_listener_closed(struct server *s)
 {
 	s->fd = -1;
 	s->listen_wsi = NULL;
-	core_maybe_finish_server(s);
+	s->closing = 1;
+	server_try_finish(s);
 }
 
 /* ---- handshake ------------------------------------------------------------ */
@@ -306,6 +334,7 @@ push_request(lua_State *L, struct lws *wsi, const char *method, const char *prot
 static int
 server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 {
+	struct server_vhost *sv = vhost_slot(wsi);
 	struct ctx *x = s->ctx;
 	lua_State *L = x->L;
 	char *conn_hdr, *key, *ver, *protos, *http;
@@ -355,7 +384,7 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 	c->max_queue = s->max_queue;
 	c->close_timeout = s->close_timeout;
 	conn_attach(c, wsi);   /* pins; userdata stays on the stack */
-	s->subproto[0] = '\0';
+	sv->subproto[0] = '\0';
 
 	if (core_dispatch_prepare(x, s->self_ref, "upgrade")) {
 		free(protos);
@@ -390,14 +419,14 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 		size_t n;
 		const char *chosen = lua_tolstring(L, -3, &n);
 
-		if (!protos || n >= sizeof(s->subproto) ||
+		if (!protos || n >= sizeof(sv->subproto) ||
 		    !proto_list_has(protos, (size_t)plen, chosen)) {
 			free(protos);
 			lua_settop(L, top);
 			conn_release_unopened(c);
 			return refuse(wsi, 500, NULL, "upgrade hook chose a subprotocol the client did not offer");
 		}
-		memcpy(s->subproto, chosen, n + 1);
+		memcpy(sv->subproto, chosen, n + 1);
 		c->protocol = strdup(chosen);
 	} else if (protos) {
 		/* lws only binds a protocol whose name the client listed: borrow
@@ -408,8 +437,8 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 
 		while (n && (protos[n - 1] == ' ' || protos[n - 1] == '\t'))
 			n--;
-		memcpy(s->subproto, protos, n);
-		s->subproto[n] = '\0';
+		memcpy(sv->subproto, protos, n);
+		sv->subproto[n] = '\0';
 		c->protocol = NULL;
 	}
 	if (lua_type(L, -2) == LUA_TSTRING)
@@ -471,51 +500,16 @@ server_link_conn(struct server *s, struct conn *c)
 }
 
 static void
-finish_deferred(struct ctx *x, void *arg, int arg_ref)
-{
-	struct server *s = arg;   /* arg_ref keeps the userdata alive */
-
-	(void)x;
-	(void)arg_ref;
-	s->finish_scheduled = 0;
-	if (s->vh && !s->vhost_destroyed && s->n_wsi == 0 && s->fd < 0) {
-		s->vhost_destroyed = 1;
-		lws_sul_cancel(&s->sul_force);
-		lws_vhost_destroy(s->vh);   /* nothing bound: PROTOCOL_DESTROY now */
-	}
-}
-
-/* Once closing and nothing is left on the vhost, destroy it on the next
- * turn (never from inside a callback of one of its own wsi). */
-void
-core_maybe_finish_server(struct server *s)
-{
-	lua_State *L = s->ctx->L;
-
-	if (!s->closing || s->vhost_destroyed || s->finish_scheduled || s->n_wsi || s->fd >= 0 ||
-	    !s->ctx->lws || s->self_ref == LUA_NOREF || s->ctx->finalizing)
-		return;
-	s->finish_scheduled = 1;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
-	core_defer(s->ctx, finish_deferred, s, luaL_ref(L, LUA_REGISTRYINDEX));
-}
-
-/* PROTOCOL_DESTROY of protocols[0]: the vhost is gone (closed, or the
- * whole context destroyed). */
-static void
-server_gone(struct server *s)
+server_finished(struct server *s)
 {
 	struct ctx *x = s->ctx;
 
-	if (!s->vh)
+	s->finish_scheduled = 0;
+	if (s->finished || s->n_wsi || s->fd >= 0)
 		return;
-	s->vh = NULL;
-	s->closing = 1;
-	lws_sul_cancel(&s->sul_force);
-	if (s->fd >= 0 && !s->listen_wsi) {
-		close(s->fd);
-		s->fd = -1;
-	}
+	s->finished = 1;
+	if (x->lws)
+		lws_sul_cancel(&s->sul_force);
 	if (s->self_ref != LUA_NOREF) {
 		if (core_dispatch_prepare(x, s->self_ref, "close") == 0)
 			core_call(x, 2, 0);
@@ -527,13 +521,53 @@ server_gone(struct server *s)
 }
 
 static void
+finish_deferred(struct ctx *x, void *arg, int arg_ref)
+{
+	(void)x;
+	(void)arg_ref;   /* keeps the userdata alive until now */
+	server_finished(arg);
+}
+
+/* Once closing and nothing is left, the server is done: on the next turn
+ * (never inside a callback of one of its own wsi), or now if the whole
+ * context is going away. */
+static void
+server_try_finish(struct server *s)
+{
+	struct ctx *x = s->ctx;
+
+	if (!s->closing || s->finished || s->finish_scheduled || s->n_wsi || s->fd >= 0)
+		return;
+	if (x->destroying || x->finalizing || !x->lws || s->self_ref == LUA_NOREF) {
+		server_finished(s);
+		return;
+	}
+	s->finish_scheduled = 1;
+	lua_rawgeti(x->L, LUA_REGISTRYINDEX, s->self_ref);
+	core_defer(x, finish_deferred, s, luaL_ref(x->L, LUA_REGISTRYINDEX));
+}
+
+/* Runs LWS_CALLBACK_USER on every wsi of our vhosts; the callback acts on
+ * those homed at s (force: drop them all, else only what is not a ws
+ * connection, which closes gracefully by itself). */
+static void
+server_sweep(struct server *s, int force)
+{
+	struct server_vhost *sv;
+
+	for (sv = s->ctx->server_vhosts; sv; sv = sv->next)
+		lws_callback_all_protocol_vhost_args(sv->vh, NULL, LWS_CALLBACK_USER, s,
+						     (size_t)force);
+}
+
+static void
 force_close(lws_sorted_usec_list_t *sul)
 {
 	struct server *s = lws_container_of(sul, struct server, sul_force);
 
 	/* the grace period is over: drop whatever is still connected */
-	if (s->vh)
-		lws_callback_all_protocol_vhost_args(s->vh, NULL, LWS_CALLBACK_USER, KILL_ARG, 1);
+	server_sweep(s, 1);
+	core_wake(s->ctx);
 }
 
 /* ---- the protocol callback --------------------------------------------- */
@@ -542,21 +576,28 @@ int
 server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		size_t len)
 {
-	struct server *s = server_of(wsi);
 	struct conn *c = core_opaque(wsi, KIND_CONN);
+	struct server *s = home_server(wsi);
+	struct server_vhost *sv;
 
 	switch (reason) {
 	case LWS_CALLBACK_WSI_CREATE:
-		if (s)
+		s = core_ctx_of(wsi)->adopting;
+		if (s) {
 			s->n_wsi++;
+			lws_set_opaque_user_data(wsi, s);
+		}
 		break;
 
 	case LWS_CALLBACK_WSI_DESTROY:
-		if (c)
+		if (c) {
 			conn_finalize(c, NULL);
+			s = home_server(wsi);
+		}
+		lws_set_opaque_user_data(wsi, NULL);
 		if (s) {
 			s->n_wsi--;
-			core_maybe_finish_server(s);
+			server_try_finish(s);
 		}
 		break;
 
@@ -567,8 +608,9 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* lws bound the borrowed name: blank it unless Lua chose it */
-		if (s && c && !c->protocol)
-			s->subproto[0] = '\0';
+		sv = vhost_slot(wsi);
+		if (sv && c && !c->protocol)
+			sv->subproto[0] = '\0';
 		break;
 
 	case LWS_CALLBACK_ADD_HEADERS:
@@ -577,9 +619,11 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		break;
 
 	case LWS_CALLBACK_ESTABLISHED:
+		sv = vhost_slot(wsi);
+		if (sv)
+			sv->subproto[0] = '\0';
 		if (!c || !s)
 			return -1;
-		s->subproto[0] = '\0';
 		server_link_conn(s, c);
 		if (s->closing) {
 			c->state = CONN_OPEN;
@@ -622,18 +666,12 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		return 0;
 
 	case LWS_CALLBACK_USER:
-		if (in != KILL_ARG)
-			break;
-		if (c && c->state == CONN_OPEN && len == 0)
-			conn_request_close(c, 1001, "server closing", 14);
-		else
-			lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-		return 0;
-
-	case LWS_CALLBACK_PROTOCOL_DESTROY:
-		/* once per protocol: act on protocols[0] only */
-		if (s && lws_get_protocol(wsi)->name != s->subproto)
-			server_gone(s);
+		/* server_sweep: in is the server closing, len 1 = force */
+		if (!s || (void *)s != in)
+			return 0;
+		if (c && len == 0)
+			return 0;   /* ws connections close gracefully on their own */
+		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 		return 0;
 
 	default:
@@ -659,18 +697,102 @@ opt_strdup(lua_State *L, int idx, const char *k)
 	return v ? strdup(v) : NULL;
 }
 
+static int
+same(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+void
+server_vhosts_free(struct ctx *x)
+{
+	while (x->server_vhosts) {
+		struct server_vhost *sv = x->server_vhosts;
+
+		x->server_vhosts = sv->next;
+		free(sv->cert);
+		free(sv->key);
+		free(sv->ca);
+		free(sv);
+	}
+}
+
+/* The vhost for this TLS configuration (NULLs: plain), created on first
+ * use and kept until the context is destroyed. Takes the strings. */
+static struct server_vhost *
+server_vhost_for(struct ctx *x, char *cert, char *key, char *ca)
+{
+	struct lws_context_creation_info info;
+	struct server_vhost *sv;
+	static int serial;
+	char name[48];
+
+	for (sv = x->server_vhosts; sv; sv = sv->next)
+		if (same(sv->cert, cert) && same(sv->key, key) && same(sv->ca, ca)) {
+			free(cert);
+			free(key);
+			free(ca);
+			return sv;
+		}
+	sv = calloc(1, sizeof(*sv));
+	if (!sv) {
+		free(cert);
+		free(key);
+		free(ca);
+		return NULL;
+	}
+	sv->cert = cert;
+	sv->key = key;
+	sv->ca = ca;
+	sv->protocols[0].name = "lws-lua";
+	sv->protocols[0].callback = server_callback;
+	sv->protocols[0].user = sv;
+	sv->protocols[1].name = sv->subproto;   /* see server_confirm_upgrade */
+	sv->protocols[1].callback = server_callback;
+	sv->protocols[1].user = sv;
+
+	memset(&info, 0, sizeof(info));
+	snprintf(name, sizeof(name), "lws-lua-server-%d", ++serial);
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;   /* we listen ourselves */
+	info.vhost_name = name;
+	info.protocols = sv->protocols;
+	info.keepalive_timeout = 5;
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	if (cert) {
+		info.ssl_cert_filepath = cert;
+		info.ssl_private_key_filepath = key;
+		info.ssl_ca_filepath = ca;
+		/* TLS 1.2 and up, forward-secret AEAD suites only */
+		info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
+				       SSL_OP_NO_TLSv1_1;
+		info.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+				       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+				       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+	}
+	sv->vh = lws_create_vhost(x->lws, &info);
+	if (!sv->vh) {
+		free(sv->cert);
+		free(sv->key);
+		free(sv->ca);
+		free(sv);
+		return NULL;
+	}
+	sv->next = x->server_vhosts;
+	x->server_vhosts = sv;
+	return sv;
+}
+
 /* server(opts) -> server | nil, err, code */
 static int
 l_server(lua_State *L)
 {
 	struct ctx *x = core_ctx(L);
-	struct lws_context_creation_info info;
+	char *cert = NULL, *key = NULL, *ca = NULL;
 	lws_adopt_desc_t ad;
 	struct server *s;
 	const char *host;
 	char err[256];
 	int port, backlog, reuseport, fd;
-	static int serial;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	core_check_fields(L, 1, server_fields);
@@ -698,55 +820,29 @@ l_server(lua_State *L)
 
 		luaL_argcheck(L, lua_istable(L, t), 1, "option 'tls' must be a table");
 		core_check_fields(L, t, tls_fields);
-		s->cert = opt_strdup(L, t, "cert");
-		s->key = opt_strdup(L, t, "key");
-		s->ca = opt_strdup(L, t, "ca");
-		if (!s->cert || !s->key)
+		if (!core_opt_str_field(L, t, "cert", NULL) || !core_opt_str_field(L, t, "key", NULL))
 			luaL_error(L, "option 'tls' needs cert and key");
+		cert = opt_strdup(L, t, "cert");
+		key = opt_strdup(L, t, "key");
+		ca = opt_strdup(L, t, "ca");
 		s->tls = 1;
 	}
 	lua_pop(L, 1);
 
+	/* the vhost first: a bad certificate must not leave a socket behind */
+	s->sv = server_vhost_for(x, cert, key, ca);
+	if (!s->sv) {
+		if (s->tls)
+			return core_push_error(L, "cannot create the TLS server (check the "
+					       "certificate and key files)", "tls");
+		return core_push_error(L, "cannot create the server", "vhost");
+	}
 	fd = listen_socket(host, port, backlog, reuseport, err, sizeof(err));
 	if (fd < 0)
 		return core_push_error(L, err, "listen");
 	s->fd = fd;
 	s->port = bound_port(fd);
 	s->iface = strdup(host);
-	snprintf(s->name, sizeof(s->name), "srv%d", ++serial);
-
-	s->protocols[0].name = "lws-lua";
-	s->protocols[0].callback = server_callback;
-	s->protocols[0].user = s;
-	s->protocols[1].name = s->subproto;   /* see server_confirm_upgrade */
-	s->protocols[1].callback = server_callback;
-	s->protocols[1].user = s;
-
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
-	info.vhost_name = s->name;
-	info.protocols = s->protocols;
-	info.keepalive_timeout = 5;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	if (s->tls) {
-		info.ssl_cert_filepath = s->cert;
-		info.ssl_private_key_filepath = s->key;
-		info.ssl_ca_filepath = s->ca;
-		/* TLS 1.2 and up only */
-		info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
-				       SSL_OP_NO_TLSv1_1;
-		info.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-				       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-				       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-	}
-	s->vh = lws_create_vhost(x->lws, &info);
-	if (!s->vh) {
-		close(fd);
-		s->fd = -1;
-		snprintf(err, sizeof(err), "cannot create the server%s",
-			 s->tls ? " (check the TLS certificate and key files)" : "");
-		return core_push_error(L, err, s->tls ? "tls" : "vhost");
-	}
 
 	memset(&ad, 0, sizeof(ad));
 	ad.vh = x->internal;
@@ -756,11 +852,8 @@ l_server(lua_State *L)
 	ad.opaque = s;   /* watch_callback: a KIND_SERVER opaque is a listener */
 	s->listen_wsi = lws_adopt_descriptor_vhost_via_info(&ad);
 	if (!s->listen_wsi) {
-		/* lws closed fd */
-		s->fd = -1;
-		s->closing = 1;
-		lws_vhost_destroy(s->vh);
-		s->vh = NULL;
+		s->fd = -1;   /* lws closed it */
+		s->finished = 1;
 		return core_push_error(L, "cannot watch the listening socket", "listen");
 	}
 	s->self_ref = core_ref_self(L, -1);
@@ -789,21 +882,25 @@ server_close(lua_State *L)
 	lua_Number grace = luaL_optnumber(L, 2, s->close_timeout);
 	struct conn *c, *next;
 
-	if (s->closing || !s->vh)
+	if (s->closing || s->finished || !s->ctx->lws)
 		return 0;
 	s->closing = 1;
-	if (s->listen_wsi)
+	if (s->listen_wsi) {
+		lws_set_opaque_user_data(s->listen_wsi, NULL);
 		lws_set_timeout(s->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		s->listen_wsi = NULL;
+		s->fd = -1;   /* lws closes it with its raw wsi */
+	}
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		if (c->state == CONN_OPEN)
 			conn_request_close(c, 1001, "server closing", 14);
 	}
 	/* idle keep-alive HTTP connections and unfinished handshakes go now */
-	lws_callback_all_protocol_vhost_args(s->vh, NULL, LWS_CALLBACK_USER, KILL_ARG, 0);
+	server_sweep(s, 0);
 	lws_sul_schedule(s->ctx->lws, 0, &s->sul_force, force_close,
 			 (lws_usec_t)(grace * LWS_US_PER_SEC));
-	core_maybe_finish_server(s);
+	server_try_finish(s);
 	core_wake(s->ctx);
 	return 0;
 }
@@ -859,7 +956,7 @@ server_tostring(lua_State *L)
 	struct server *s = server_check(L, 1);
 
 	lua_pushfstring(L, "lws.server (%s:%d, %s)", s->iface ? s->iface : "?", s->port,
-			s->vh ? (s->closing ? "closing" : "listening") : "closed");
+			s->finished ? "closed" : s->closing ? "closing" : "listening");
 	return 1;
 }
 
@@ -868,15 +965,10 @@ server_gc(lua_State *L)
 {
 	struct server *s = lua_touserdata(L, 1);
 
-	if (s->vh)   /* only at lua_close: we are pinned otherwise */
+	if (!s->finished && s->self_ref != LUA_NOREF)   /* only at lua_close */
 		core_finalize_from_gc(s->ctx);
-	if (s->fd >= 0 && !s->listen_wsi)
-		close(s->fd);
 	free(s->iface);
-	free(s->cert);
-	free(s->key);
-	free(s->ca);
-	s->iface = s->cert = s->key = s->ca = NULL;
+	s->iface = NULL;
 	return 0;
 }
 

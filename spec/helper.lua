@@ -132,7 +132,7 @@ function H.node(script)
 	local _, cport = ctl:getsockname()
 	local log = os.tmpname()
 	local pidfile = os.tmpname()
-	os.execute(("node %s %d >%s 2>&1 & echo $! >%s"):format(shell_quote(script), cport,
+	os.execute(("env -u LD_PRELOAD node %s %d >%s 2>&1 & echo $! >%s"):format(shell_quote(script), cport,
 		shell_quote(log), shell_quote(pidfile)))
 	local f = assert(io.open(pidfile))
 	local pid = tonumber(f:read("l"))
