@@ -13,6 +13,7 @@ struct client_vhost {
 	struct client_vhost *next;
 	char *ca;
 	struct lws_vhost *vh;
+	char name[32];               /* lws keeps a pointer to the vhost name */
 };
 
 static struct lws_vhost *
@@ -21,7 +22,6 @@ client_vhost_for(struct ctx *x, const char *ca)
 	struct lws_context_creation_info info;
 	struct client_vhost *cv;
 	static int serial;
-	char name[32];
 
 	if (!ca)
 		return x->internal;
@@ -32,10 +32,10 @@ client_vhost_for(struct ctx *x, const char *ca)
 	if (!cv)
 		return NULL;
 	cv->ca = strdup(ca);
-	snprintf(name, sizeof(name), "lws-lua-client%d", ++serial);
+	snprintf(cv->name, sizeof(cv->name), "lws-lua-client-%d", ++serial);
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.vhost_name = name;   /* lws copies the name */
+	info.vhost_name = cv->name;
 	info.protocols = x->internal_protocols;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.client_ssl_ca_filepath = cv->ca;

@@ -196,6 +196,7 @@ struct server_vhost {
 	struct lws_vhost *vh;
 	char *cert, *key, *ca;        /* all NULL: plain ws:// */
 	char subproto[128];           /* name of protocols[1]: see server_confirm_upgrade */
+	char name[32];                /* lws keeps a pointer to the vhost name */
 	struct lws_protocols protocols[3];
 };
 

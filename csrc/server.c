@@ -725,7 +725,6 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca)
 	struct lws_context_creation_info info;
 	struct server_vhost *sv;
 	static int serial;
-	char name[48];
 
 	for (sv = x->server_vhosts; sv; sv = sv->next)
 		if (same(sv->cert, cert) && same(sv->key, key) && same(sv->ca, ca)) {
@@ -752,9 +751,9 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca)
 	sv->protocols[1].user = sv;
 
 	memset(&info, 0, sizeof(info));
-	snprintf(name, sizeof(name), "lws-lua-server-%d", ++serial);
+	snprintf(sv->name, sizeof(sv->name), "lws-lua-server-%d", ++serial);
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;   /* we listen ourselves */
-	info.vhost_name = name;
+	info.vhost_name = sv->name;
 	info.protocols = sv->protocols;
 	info.keepalive_timeout = 5;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
