@@ -496,6 +496,8 @@ conn_send(lua_State *L)
 	if (c->state != CONN_OPEN || !c->wsi)
 		return closed_error(L, c);
 	if (c->qbytes && c->qbytes + len > c->max_queue) {
+		if (c->close_on_full)   /* slow_consumer = "close": drop it, 1008 */
+			conn_fail(c, 1008, "slow consumer");
 		lua_pushnil(L);
 		lua_pushfstring(L, "send queue full (%I bytes queued, limit %I)",
 				(lua_Integer)c->qbytes, (lua_Integer)c->max_queue);

@@ -141,6 +141,7 @@ struct conn {
 	uint8_t ping_pending;
 	uint8_t pmd;                  /* permessage-deflate negotiated */
 	uint8_t linked;               /* on its server's list */
+	uint8_t close_on_full;        /* slow_consumer = "close" */
 	uint8_t writable_asked;
 	uint8_t ping_len;
 	uint8_t close_reason_len, peer_reason_len;
@@ -218,6 +219,7 @@ struct server {
 	size_t max_message;
 	size_t max_queue;
 	int close_timeout;
+	uint8_t close_on_full;
 	char *iface;
 	lws_sorted_usec_list_t sul_force;
 };

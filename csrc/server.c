@@ -383,6 +383,7 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 	c->max_message = s->max_message;
 	c->max_queue = s->max_queue;
 	c->close_timeout = s->close_timeout;
+	c->close_on_full = s->close_on_full;
 	conn_attach(c, wsi);   /* pins; userdata stays on the stack */
 	sv->subproto[0] = '\0';
 
@@ -684,7 +685,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 
 static const char *const server_fields[] = {
 	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
-	"backlog", "reuseport", NULL
+	"backlog", "reuseport", "slow_consumer", NULL
 };
 
 static const char *const tls_fields[] = { "cert", "key", "ca", NULL };
@@ -812,6 +813,13 @@ l_server(lua_State *L)
 	s->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes", 16 << 20, 0,
 						  (lua_Integer)1 << 40);
 	s->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout", 10, 1, 3600);
+	{
+		const char *sc = core_opt_str_field(L, 1, "slow_consumer", "error");
+
+		if (strcmp(sc, "error") && strcmp(sc, "close"))
+			luaL_error(L, "option 'slow_consumer' must be \"error\" or \"close\"");
+		s->close_on_full = !strcmp(sc, "close");
+	}
 
 	lua_getfield(L, 1, "tls");
 	if (!lua_isnil(L, -1)) {

@@ -34,11 +34,10 @@ local M = {}
 
 local core_fields = {
 	host = true, port = true, tls = true, max_message_size = true, max_queue_bytes = true,
-	close_timeout = true, backlog = true, reuseport = true,
+	close_timeout = true, backlog = true, reuseport = true, slow_consumer = true,
 }
 local lua_fields = {
 	verify = "function", handle_protocols = "function", path = "string",
-	slow_consumer = "string",
 }
 
 local function check_options(opts)
@@ -54,9 +53,6 @@ local function check_options(opts)
 				error(("option '%s' must be a %s, got %s"):format(k, want, type(v)), 3)
 			end
 		end
-	end
-	if opts.slow_consumer and opts.slow_consumer ~= "error" and opts.slow_consumer ~= "close" then
-		error("option 'slow_consumer' must be \"error\" or \"close\"", 3)
 	end
 end
 
@@ -156,19 +152,6 @@ function M.install(lws, handlers)
 			return client_handler(ws, event, ...)
 		end
 		return conn_events[event](ws, ...)
-	end
-
-	-- send with the server's slow-consumer policy
-	local raw_send = conn_methods.send
-	function conn_methods.send(ws, data, binary)
-		local ok, err, code = raw_send(ws, data, binary)
-		if not ok and code == "full" then
-			local srv = ws:fields()._server
-			if srv and srv:fields().options.slow_consumer == "close" then
-				ws:close(1008, "slow consumer")
-			end
-		end
-		return ok, err, code
 	end
 
 	--- server:address() -> host, port
