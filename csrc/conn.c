@@ -192,6 +192,7 @@ conn_established(struct conn *c)
 	struct ctx *x = c->ctx;
 
 	c->state = CONN_OPEN;
+	c->last_rx = lws_now_usecs();
 	if (core_dispatch_prepare(x, c->self_ref, "open"))
 		return 0;
 	conn_emit_ok(c, 0);
@@ -220,6 +221,7 @@ conn_receive(struct conn *c, const void *in, size_t len)
 	struct lws *wsi = c->wsi;
 	int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
 
+	c->last_rx = lws_now_usecs();
 	if (c->state != CONN_OPEN || c->rx_failed)
 		return 0;   /* closing: what still arrives is dropped */
 	if (first) {
@@ -284,6 +286,7 @@ conn_pong(struct conn *c, const void *in, size_t len)
 {
 	struct ctx *x = c->ctx;
 
+	c->last_rx = lws_now_usecs();
 	if (c->state != CONN_OPEN && c->state != CONN_CLOSING)
 		return;
 	if (core_dispatch_prepare(x, c->self_ref, "pong"))
@@ -661,6 +664,9 @@ push_prop(lua_State *L, struct conn *c, const char *k)
 		lua_pushstring(L, c->pmd ? "permessage-deflate" : "");
 	} else if (!strcmp(k, "state")) {
 		lua_pushstring(L, state_names[c->state]);
+	} else if (!strcmp(k, "last_activity")) {
+		/* when the peer last sent anything, in lws.now() milliseconds */
+		lua_pushnumber(L, (lua_Number)c->last_rx / 1000.0);
 	} else if (!strcmp(k, "is_client")) {
 		lua_pushboolean(L, c->is_client);
 	} else if (!strcmp(k, "remote_address")) {

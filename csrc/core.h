@@ -163,6 +163,7 @@ struct conn {
 	char peer_reason[124];
 	unsigned char ping_buf[LWS_PRE + 126];
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
 };
 
 struct conn *conn_new(lua_State *L, struct ctx *x);   /* pushes the userdata */

@@ -38,6 +38,7 @@ local core_fields = {
 }
 local lua_fields = {
 	verify = "function", handle_protocols = "function", path = "string",
+	heartbeat = "table", app_heartbeat = "table",
 }
 
 local function check_options(opts)
@@ -110,11 +111,19 @@ function conn_events.open(ws)
 	local f = ws:fields()
 	local srv = f._server
 	if not srv then return end
-	srv:fields().clients[ws] = true
+	local sf = srv:fields()
+	sf.clients[ws] = true
+	f._app_heartbeat = sf.options.app_heartbeat
 	emit(srv, "connection", ws, f.request)
 end
 
 function conn_events.message(ws, data, binary)
+	local ah = ws:fields()._app_heartbeat
+	if ah and not binary and data == ah.ping then
+		-- the application heartbeat never reaches "message" handlers
+		ws:send(ah.pong)
+		return
+	end
 	emit(ws, "message", data, binary)
 end
 
@@ -178,6 +187,13 @@ function M.new(opts)
 	local f = srv:fields()
 	f.options = opts
 	f.clients = {}
+	if opts.app_heartbeat then
+		local ah = opts.app_heartbeat
+		if type(ah.ping) ~= "string" or type(ah.pong) ~= "string" then
+			error("option 'app_heartbeat' needs ping and pong strings", 2)
+		end
+	end
+	if opts.heartbeat then require("lws.heartbeat").attach_server(srv, opts.heartbeat) end
 	return srv
 end
 
