@@ -30,7 +30,8 @@ build = {
       ["lws.core"] = {
          sources = {
             "csrc/client.c", "csrc/conn.c", "csrc/core.c", "csrc/msgbuf.c",
-            "csrc/proto.c", "csrc/server.c", "csrc/timer.c", "csrc/watch.c",
+            "csrc/proto.c", "csrc/request.c", "csrc/server.c", "csrc/timer.c",
+            "csrc/watch.c",
          },
          libraries = { "websockets" },
          incdirs = { "$(WEBSOCKETS_INCDIR)" },
@@ -40,6 +41,9 @@ build = {
       ["lws"] = "lua/lws/init.lua",
       ["lws.emitter"] = "lua/lws/emitter.lua",
       ["lws.server"] = "lua/lws/server.lua",
+      ["lws.http"] = "lua/lws/http.lua",
+      ["lws.pubsub"] = "lua/lws/pubsub.lua",
+      ["lws.heartbeat"] = "lua/lws/heartbeat.lua",
       ["lws.websocket"] = "lua/lws/websocket.lua",
    },
 }

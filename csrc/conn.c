@@ -105,6 +105,68 @@ conn_queue(struct conn *c, struct msgbuf *m)
 	return 0;
 }
 
+/* Replace a queued, not yet started message with the same conflation key
+ * (latest value wins, in the old one's place). Takes m's reference. */
+static int
+conflate(struct conn *c, struct msgbuf *m)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->qcount; i++) {
+		struct sendq_entry *e = &c->q[(c->qhead + i) % c->qcap];
+
+		if (e->off == 0 && e->m->key && !strcmp(e->m->key, m->key)) {
+			c->qbytes = c->qbytes - e->m->len + m->len;
+			msgbuf_unref(e->m);
+			e->m = m;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Evict the oldest droppable, not yet started messages until m fits. */
+static int
+make_room(struct conn *c, size_t need)
+{
+	uint32_t i = 0;
+
+	while (c->qbytes && c->qbytes + need > c->max_queue && i < c->qcount) {
+		struct sendq_entry *e = &c->q[(c->qhead + i) % c->qcap];
+		uint32_t j;
+
+		if (e->off || !e->m->droppable) {
+			i++;
+			continue;
+		}
+		c->qbytes -= e->m->len;
+		msgbuf_unref(e->m);
+		for (j = i; j + 1 < c->qcount; j++)
+			c->q[(c->qhead + j) % c->qcap] = c->q[(c->qhead + j + 1) % c->qcap];
+		c->qcount--;
+		c->drops++;
+	}
+	return !c->qbytes || c->qbytes + need <= c->max_queue;
+}
+
+/* Queue m honouring its key and droppable flag and the connection's
+ * slow-consumer policy. Takes one reference on success. Returns 0 queued,
+ * 1 refused (queue full; the connection may have been failed with 1008),
+ * -1 no memory. */
+int
+conn_offer(struct conn *c, struct msgbuf *m)
+{
+	if (m->key && conflate(c, m))
+		return 0;
+	if (c->qbytes && c->qbytes + m->len > c->max_queue && !make_room(c, m->len)) {
+		c->drops++;
+		if (c->close_on_full)   /* slow_consumer = "close" */
+			conn_fail(c, 1008, "slow consumer");
+		return 1;
+	}
+	return conn_queue(c, m) ? -1 : 0;
+}
+
 /* ---- closing ----------------------------------------------------------- */
 
 static void
@@ -486,34 +548,97 @@ closed_error(lua_State *L, struct conn *c)
 			       "connection is closed", "closed");
 }
 
-/* send(data[, binary]) -> true | nil, err, code */
+/* send(data[, binary[, key]]) -> true | nil, err, code
+ * key: a conflation key; a queued message with the same key that has not
+ * started to leave is replaced by this one (latest value wins) */
 static int
 conn_send(lua_State *L)
 {
 	struct conn *c = conn_check(L, 1);
-	size_t len;
+	size_t len, klen = 0;
 	const char *p = luaL_checklstring(L, 2, &len);
-	int binary = lua_toboolean(L, 3);
+	int binary = lua_toboolean(L, 3), rc;
+	const char *key = luaL_optlstring(L, 4, NULL, &klen);
+	size_t queued = c->qbytes;
 	struct msgbuf *m;
 
 	if (c->state != CONN_OPEN || !c->wsi)
 		return closed_error(L, c);
-	if (c->qbytes && c->qbytes + len > c->max_queue) {
-		if (c->close_on_full)   /* slow_consumer = "close": drop it, 1008 */
-			conn_fail(c, 1008, "slow consumer");
-		lua_pushnil(L);
-		lua_pushfstring(L, "send queue full (%I bytes queued, limit %I)",
-				(lua_Integer)c->qbytes, (lua_Integer)c->max_queue);
-		lua_pushliteral(L, "full");
-		return 3;
-	}
 	m = msgbuf_new(p, len, binary);
-	if (!m || conn_queue(c, m)) {
+	if (!m || (key && msgbuf_set_key(m, key, klen))) {
 		msgbuf_unref(m);
 		return core_push_error(L, "out of memory", "nomem");
 	}
+	rc = conn_offer(c, m);
+	if (rc) {
+		msgbuf_unref(m);
+		if (rc < 0)
+			return core_push_error(L, "out of memory", "nomem");
+		lua_pushnil(L);
+		lua_pushfstring(L, "send queue full (%I bytes queued, limit %I)",
+				(lua_Integer)queued, (lua_Integer)c->max_queue);
+		lua_pushliteral(L, "full");
+		return 3;
+	}
 	lua_pushboolean(L, 1);
 	return 1;
+}
+
+/* send_many(set, data[, binary[, except[, opts]]]) -> queued, refused
+ * Queues ONE shared buffer to every open connection that is a key of set
+ * (broadcast and topics: encoded once, no per-recipient copy).
+ * opts: { key = conflation key, droppable = bool } */
+static int
+l_send_many(lua_State *L)
+{
+	size_t len, klen = 0;
+	const char *p, *key = NULL;
+	int binary, droppable = 0;
+	struct conn *except = NULL;
+	struct msgbuf *m;
+	lua_Integer queued = 0, refused = 0;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	p = luaL_checklstring(L, 2, &len);
+	binary = lua_toboolean(L, 3);
+	if (!lua_isnoneornil(L, 4))
+		except = conn_check(L, 4);
+	if (!lua_isnoneornil(L, 5)) {
+		luaL_checktype(L, 5, LUA_TTABLE);
+		key = core_opt_str_field(L, 5, "key", NULL);
+		if (key)
+			klen = strlen(key);
+		droppable = core_opt_bool_field(L, 5, "droppable", 0);
+	}
+	m = msgbuf_new(p, len, binary);
+	if (!m || (key && msgbuf_set_key(m, key, klen))) {
+		msgbuf_unref(m);
+		return luaL_error(L, "out of memory");
+	}
+	m->droppable = (uint8_t)droppable;
+	m->refs = 0;   /* one per queue it joins */
+	lua_pushnil(L);
+	while (lua_next(L, 1)) {
+		struct conn *c = luaL_testudata(L, -2, CONN_MT);
+
+		lua_pop(L, 1);
+		if (!c || c == except || c->state != CONN_OPEN || !c->wsi)
+			continue;
+		m->refs++;
+		if (conn_offer(c, m)) {
+			m->refs--;
+			refused++;
+		} else {
+			queued++;
+		}
+	}
+	if (m->refs == 0) {
+		m->refs = 1;
+		msgbuf_unref(m);
+	}
+	lua_pushinteger(L, queued);
+	lua_pushinteger(L, refused);
+	return 2;
 }
 
 /* ping([payload]) -> true | nil, err, code; payload <= 125 bytes */
@@ -634,6 +759,8 @@ conn_stats(lua_State *L)
 	lua_setfield(L, -2, "bytes_in");
 	lua_pushinteger(L, (lua_Integer)c->bytes_out);
 	lua_setfield(L, -2, "bytes_out");
+	lua_pushinteger(L, (lua_Integer)c->drops);
+	lua_setfield(L, -2, "dropped");
 	return 1;
 }
 
@@ -773,5 +900,7 @@ conn_open(lua_State *L)
 	lua_pushcfunction(L, conn_tostring);
 	lua_setfield(L, -2, "__tostring");
 	lua_pop(L, 1);
+	lua_pushcfunction(L, l_send_many);
+	lua_setfield(L, -2, "send_many");
 	return 0;
 }

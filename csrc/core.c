@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "core.h"
 
@@ -594,7 +595,88 @@ l_now(lua_State *L)
 	return 1;
 }
 
+/* stat(path) -> { size, mtime, type = "file"|"directory"|"other" } | nil, err, code
+ * (static files need sizes and times; follows symlinks) */
+static int
+l_stat(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct stat st;
+
+	if (stat(path, &st)) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s: %s", path, strerror(errno));
+		lua_pushstring(L, errno == ENOENT || errno == ENOTDIR ? "notfound" : "io");
+		return 3;
+	}
+	lua_createtable(L, 0, 3);
+	lua_pushinteger(L, (lua_Integer)st.st_size);
+	lua_setfield(L, -2, "size");
+	lua_pushinteger(L, (lua_Integer)st.st_mtime);
+	lua_setfield(L, -2, "mtime");
+	lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
+	lua_setfield(L, -2, "type");
+	return 1;
+}
+
+/* realpath(path) -> absolute path with every symlink resolved | nil, err */
+static int
+l_realpath(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	char *r = realpath(path, NULL);
+
+	if (!r) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "%s: %s", path, strerror(errno));
+		lua_pushstring(L, errno == ENOENT || errno == ENOTDIR ? "notfound" : "io");
+		return 3;
+	}
+	lua_pushstring(L, r);
+	free(r);
+	return 1;
+}
+
+/* custom_header(req_or_conn, name) -> value | nil: a header lws has no
+ * token for (X-Token …), readable while the request's headers are still
+ * held: in a route handler, or in an upgrade's verify hook */
+static int
+l_custom_header(lua_State *L)
+{
+	size_t nl;
+	const char *name = luaL_checklstring(L, 2, &nl);
+	struct request *r = luaL_testudata(L, 1, REQUEST_MT);
+	struct conn *c = luaL_testudata(L, 1, CONN_MT);
+	struct lws *wsi = r ? r->wsi : c && c->state == CONN_CONNECTING ? c->wsi : NULL;
+	char key[128], *v;
+	size_t i;
+	int n;
+
+	if (!r && !c)
+		luaL_typeerror(L, 1, "lws.request or lws.conn");
+	if (!wsi || nl == 0 || nl + 2 > sizeof(key))
+		return 0;
+	for (i = 0; i < nl; i++)   /* lws stores unknown names lower-cased */
+		key[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+	key[nl] = ':';
+	key[nl + 1] = '\0';
+	n = lws_hdr_custom_length(wsi, key, (int)nl + 1);
+	if (n < 0)
+		return 0;
+	v = malloc((size_t)n + 1);
+	if (!v)
+		return luaL_error(L, "out of memory");
+	n = lws_hdr_custom_copy(wsi, v, n + 1, key, (int)nl + 1);
+	if (n >= 0)
+		lua_pushlstring(L, v, (size_t)n);
+	free(v);
+	return n >= 0;
+}
+
 static const luaL_Reg core_funcs[] = {
+	{ "custom_header", l_custom_header },
+	{ "stat", l_stat },
+	{ "realpath", l_realpath },
 	{ "run", l_run },
 	{ "stop", l_stop },
 	{ "shutdown", l_shutdown },
@@ -613,7 +695,7 @@ int
 luaopen_lws_core(lua_State *L)
 {
 	static int (*const opens[])(lua_State *) = {
-		conn_open, server_open, timer_open, watch_open, client_open, NULL
+		conn_open, server_open, timer_open, watch_open, client_open, request_open, NULL
 	};
 	struct ctx *x;
 	int i;

@@ -110,10 +110,13 @@ int watch_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user
 struct msgbuf {
 	uint32_t refs;
 	uint8_t binary;
+	uint8_t droppable;            /* may be evicted from a full queue */
+	char *key;                    /* conflation key: newest per key wins */
 	size_t len;
 	unsigned char data[];         /* LWS_PRE headroom, then len bytes */
 };
 struct msgbuf *msgbuf_new(const void *p, size_t len, int binary);
+int msgbuf_set_key(struct msgbuf *m, const char *key, size_t klen);
 void msgbuf_unref(struct msgbuf *m);
 
 /* conn.c: what server.c and client.c need of a connection */
@@ -164,6 +167,7 @@ struct conn {
 	unsigned char ping_buf[LWS_PRE + 126];
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
+	uint64_t drops;               /* messages refused or evicted (queue full) */
 };
 
 struct conn *conn_new(lua_State *L, struct ctx *x);   /* pushes the userdata */
@@ -179,7 +183,40 @@ void conn_fail(struct conn *c, uint16_t code, const char *reason);
 void conn_request_close(struct conn *c, uint16_t code, const char *reason, size_t rlen);
 void conn_release_unopened(struct conn *c);
 int conn_queue(struct conn *c, struct msgbuf *m);
+int conn_offer(struct conn *c, struct msgbuf *m);
 void conn_abort(struct conn *c);
+
+/* request.c: one HTTP transaction */
+struct request {
+	int kind;                     /* KIND_REQUEST */
+	struct ctx *ctx;
+	struct server *srv;
+	struct lws *wsi;              /* NULL once answered or closed */
+	int self_ref;                 /* pinned while the transaction lives */
+	int req_ref;                  /* the Lua request table */
+	uint8_t state;
+	uint8_t head;                 /* HEAD: headers only */
+	uint8_t headers_sent;
+	uint8_t close_after;          /* "connection: close" and hang up */
+	int status;
+	int timeout_s;
+	char *hdrs;                   /* "Name: value\r\n" lines */
+	char *body;                   /* LWS_PRE headroom, then body_len bytes */
+	size_t body_len, body_off;
+	char *rbody;                  /* request body being read */
+	size_t rbody_len, rbody_cap, max_body;
+};
+
+int request_start(struct server *s, struct lws *wsi,
+		  void (*push_req)(lua_State *L, struct lws *wsi, const char *method));
+int request_body(struct request *r, const void *in, size_t len);
+int request_body_done(struct request *r);
+int request_writeable(struct request *r);
+void request_closed(struct request *r);
+int request_respond(struct request *r, int status, const char *headers, const char *body,
+		    size_t blen);
+struct server *request_server(struct request *r);
+int request_open(lua_State *L);
 
 /* server.c */
 void server_accept(struct server *s);
@@ -219,6 +256,8 @@ struct server {
 	int n_conns;
 	size_t max_message;
 	size_t max_queue;
+	size_t max_body;              /* HTTP request bodies */
+	int request_timeout;          /* seconds a deferred HTTP answer may take */
 	int close_timeout;
 	uint8_t close_on_full;
 	char *iface;

@@ -40,6 +40,8 @@ home_server(struct lws *wsi)
 		return (struct server *)o;
 	if (*o == KIND_CONN)
 		return ((struct conn *)o)->srv;
+	if (*o == KIND_REQUEST)
+		return request_server((struct request *)o);
 	return NULL;
 }
 
@@ -297,9 +299,14 @@ add_token(void *ud, const char *tok, size_t n)
 static void
 push_request(lua_State *L, struct lws *wsi, const char *method, const char *protos, int plen)
 {
-	char *path = hdr_dup(wsi, WSI_TOKEN_GET_URI, NULL), *ver, addr[64];
+	char *uri = NULL, *path, *ver, addr[64];
+	int ulen = 0;
 	luaL_Buffer url;
 
+	/* the request line's path, whatever the method */
+	if (lws_http_get_uri_and_method(wsi, &uri, &ulen) < 0)
+		uri = NULL;
+	path = uri && ulen > 0 ? strndup(uri, (size_t)ulen) : NULL;
 	lua_createtable(L, 0, 10);
 	lua_pushstring(L, method);
 	lua_setfield(L, -2, "method");
@@ -327,6 +334,12 @@ push_request(lua_State *L, struct lws *wsi, const char *method, const char *prot
 	if (protos)
 		proto_token_list(protos, (size_t)plen, add_token, L);
 	lua_setfield(L, -2, "protocols");
+}
+
+static void
+push_http_request(lua_State *L, struct lws *wsi, const char *method)
+{
+	push_request(L, wsi, method, NULL, 0);
 }
 
 /* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the strict checks, then Lua.
@@ -578,6 +591,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		size_t len)
 {
 	struct conn *c = core_opaque(wsi, KIND_CONN);
+	struct request *r = core_opaque(wsi, KIND_REQUEST);
 	struct server *s = home_server(wsi);
 	struct server_vhost *sv;
 
@@ -595,6 +609,8 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			conn_finalize(c, NULL);
 			s = home_server(wsi);
 		}
+		if (r)
+			request_closed(r);
 		lws_set_opaque_user_data(wsi, NULL);
 		if (s) {
 			s->n_wsi--;
@@ -659,12 +675,33 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		break;
 
 	case LWS_CALLBACK_HTTP:
-		/* plain HTTP on a WebSocket-only server, as Node ws answers it */
-		if (server_http_reply(wsi, 426, NULL, "Upgrade Required", 16))
+		if (!s)
 			return -1;
-		if (lws_http_transaction_completed(wsi))
+		if (s->closing) {
+			server_http_reply(wsi, 503, "connection: close\r\n", "server is shutting down", 23);
 			return -1;
+		}
+		return request_start(s, wsi, push_http_request);
+
+	case LWS_CALLBACK_HTTP_BODY:
+		if (r)
+			return request_body(r, in, len);
 		return 0;
+
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (r)
+			return request_body_done(r);
+		return 0;
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (r)
+			return request_writeable(r);
+		return 0;
+
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (r)
+			request_closed(r);
+		break;
 
 	case LWS_CALLBACK_USER:
 		/* server_sweep: in is the server closing, len 1 = force */
@@ -685,7 +722,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 
 static const char *const server_fields[] = {
 	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
-	"backlog", "reuseport", "slow_consumer", NULL
+	"backlog", "reuseport", "slow_consumer", "max_body_size", "request_timeout", NULL
 };
 
 static const char *const tls_fields[] = { "cert", "key", "ca", NULL };
@@ -813,6 +850,9 @@ l_server(lua_State *L)
 	s->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes", 16 << 20, 0,
 						  (lua_Integer)1 << 40);
 	s->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout", 10, 1, 3600);
+	s->max_body = (size_t)core_opt_int_field(L, 1, "max_body_size", 1 << 20, 0,
+						 (lua_Integer)1 << 40);
+	s->request_timeout = (int)core_opt_int_field(L, 1, "request_timeout", 60, 0, 86400);
 	{
 		const char *sc = core_opt_str_field(L, 1, "slow_consumer", "error");
 

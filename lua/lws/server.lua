@@ -28,6 +28,8 @@ was_clean), "pong"(payload), "error"(message).
 ]]
 local core = require "lws.core"
 local emitter = require "lws.emitter"
+local http = require "lws.http"
+local pubsub = require "lws.pubsub"
 
 local emit = emitter.emit
 local M = {}
@@ -35,6 +37,7 @@ local M = {}
 local core_fields = {
 	host = true, port = true, tls = true, max_message_size = true, max_queue_bytes = true,
 	close_timeout = true, backlog = true, reuseport = true, slow_consumer = true,
+	max_body_size = true, request_timeout = true,
 }
 local lua_fields = {
 	verify = "function", handle_protocols = "function", path = "string",
@@ -74,30 +77,56 @@ end
 
 local server_events = {}
 
+-- Headers lws has no token for (X-Token, …) are looked up on first use,
+-- while the request still holds its headers.
+local custom_header = core.custom_header
+local function lazy_headers(req, obj)
+	setmetatable(req.headers, { __index = function(t, k)
+		if type(k) ~= "string" then return nil end
+		local v = custom_header(obj, k)
+		if v then rawset(t, k:lower(), v) end
+		return v
+	end })
+end
+
 function server_events.upgrade(srv, ws, req)
+	lazy_headers(req, ws)
 	local f = srv:fields()
 	local o = f.options
-	if o.path and req.path ~= o.path then
+	local ep
+	if f._endpoints then
+		ep = f._endpoints[req.path]
+		if not ep then return false, 404, nil, "no WebSocket endpoint at " .. req.path end
+	elseif o.path and req.path ~= o.path then
 		return false, 400, nil, "no WebSocket endpoint at " .. req.path
 	end
-	if o.verify then
-		local ok, status, msg, headers = o.verify(req, ws)
-		if not ok then
-			return false, status or 401, M.header_lines(headers), msg or "Unauthorized"
+	for _, check in pairs { o.verify or false, ep and ep.verify or false } do
+		if check then
+			local ok, status, msg, headers = check(req, ws)
+			if not ok then
+				return false, status or 401, M.header_lines(headers), msg or "Unauthorized"
+			end
 		end
 	end
 	local chosen
 	if #req.protocols > 0 then
-		if o.handle_protocols then
-			chosen = o.handle_protocols(req.protocols, req) or nil
+		local hp = ep and ep.handle_protocols or o.handle_protocols
+		if hp then
+			chosen = hp(req.protocols, req) or nil
 		else
 			chosen = req.protocols[1]
 		end
 	end
 	local wf = ws:fields()
 	wf._server = srv
+	wf._endpoint = ep
 	wf.request = req
 	return true, chosen, nil
+end
+
+function server_events.request(srv, res, req)
+	lazy_headers(req, res)
+	return http.handle(srv, res, req)
 end
 
 function server_events.close(srv)
@@ -115,6 +144,8 @@ function conn_events.open(ws)
 	sf.clients[ws] = true
 	f._app_heartbeat = sf.options.app_heartbeat
 	emit(srv, "connection", ws, f.request)
+	local ep = f._endpoint
+	if ep and ws.readyState == 1 then ep.on_connection(ws, f.request) end
 end
 
 function conn_events.message(ws, data, binary)
@@ -135,6 +166,7 @@ function conn_events.close(ws, code, reason, clean)
 	local f = ws:fields()
 	local srv = f._server
 	if srv then srv:fields().clients[ws] = nil end
+	pubsub.forget(ws)
 	f._server = nil
 	-- handlers go after this event: nothing fires after close
 	local ok, err = pcall(emit, ws, "close", code, reason, clean)
@@ -152,6 +184,33 @@ function M.install(lws, handlers)
 
 	handlers["lws.server"] = function(srv, event, ...)
 		return server_events[event](srv, ...)
+	end
+	handlers["lws.request"] = function(res, event, ...)
+		return emit(res, event, ...)   -- "abort": the client went away first
+	end
+	http.install(server_methods)
+	pubsub.install(server_methods, conn_methods)
+
+	--- server:websocket(path, on_connection[, { verify =, handle_protocols = }])
+	-- A WebSocket endpoint: once one exists, upgrades to other paths get 404.
+	function server_methods.websocket(srv, path, on_connection, opts)
+		if type(path) ~= "string" or path:sub(1, 1) ~= "/" then
+			error("bad argument #1 to 'websocket' (path starting with / expected)", 2)
+		end
+		if type(on_connection) ~= "function" then
+			error("bad argument #2 to 'websocket' (function expected, got " .. type(on_connection) .. ")", 2)
+		end
+		opts = opts or {}
+		for k, v in pairs(opts) do
+			if (k ~= "verify" and k ~= "handle_protocols") or type(v) ~= "function" then
+				error("bad option '" .. tostring(k) .. "' for websocket endpoint", 2)
+			end
+		end
+		local f = srv:fields()
+		f._endpoints = f._endpoints or {}
+		f._endpoints[path] = { on_connection = on_connection, verify = opts.verify,
+			handle_protocols = opts.handle_protocols }
+		return srv
 	end
 
 	local client_handler
