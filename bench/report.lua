@@ -92,11 +92,18 @@ table.sort(servers, function(a, b)
   return false
 end)
 
+local kernel_max = {}   -- per case: worst loopback drops / retransmissions
+
 local function collect(case, server, key)
   local vals, errors, n, lcpu, scpu = {}, 0, 0, 0, {}
   for _, r in ipairs(runs) do
     if r.case == case and r.server == server then
       n = n + 1
+      for _, k in ipairs({ "net_drops", "tcp_retrans" }) do
+        if type(r[k]) == "number" and r[k] > (kernel_max[case .. k] or 0) then
+          kernel_max[case .. k] = r[k]
+        end
+      end
       errors = errors + (tonumber(r.errors) or 0)
       if type(r[key]) == "number" then vals[#vals + 1] = r[key] end
       if type(r.loadgen_cpu) == "number" and r.loadgen_cpu > lcpu then lcpu = r.loadgen_cpu end
@@ -122,6 +129,7 @@ for _, s in ipairs(servers) do head[#head + 1] = s end
 for _, rc in ipairs(ratio_cols) do head[#head + 1] = rc[1] .. " ÷ " .. rc[2] end
 head[#head + 1] = "server CPU"
 head[#head + 1] = "loadgen CPU max"
+head[#head + 1] = "drops / retrans max"
 head[#head + 1] = "errors"
 
 local rows, problems = {}, {}
@@ -151,8 +159,13 @@ for _, case in ipairs(cases) do
       local a, b = med[rc[1]], med[rc[2]]
       row[#row + 1] = (a and b and b ~= 0) and string.format("%.2f", a / b) or "—"
     end
-    row[#row + 1] = mi == 1 and table.concat(cpus, " / ") or ""
+    local anycpu = false
+    for _, c in ipairs(cpus) do if c ~= "—" then anycpu = true end end
+    row[#row + 1] = (mi == 1 and anycpu) and table.concat(cpus, " / ") or ""
     row[#row + 1] = (mi == 1 and lmax > 0) and string.format("%.0f%%", lmax * 100) or ""
+    row[#row + 1] = (mi == 1 and kernel_max[case .. "net_drops"] ~= nil) and
+      string.format("%s / %s", commas(kernel_max[case .. "net_drops"] or 0),
+        commas(kernel_max[case .. "tcp_retrans"] or 0)) or ""
     row[#row + 1] = mi == 1 and (#errs > 0 and table.concat(errs, ", ") or "0") or ""
     rows[#rows + 1] = row
   end
@@ -269,10 +282,23 @@ out[#out + 1] = string.format("Settings: `%s`; %d repetition%s per case, servers
   "medians shown; ratios are median ÷ median (↑ higher is better, ↓ lower is better). " ..
   "\"server CPU\" is the median share of CPU 0 the server used while measured " ..
   "(about 100%% means the server was the bottleneck); \"loadgen CPU max\" is the " ..
-  "load generator's highest share of CPU 1.", settings, reps, reps == 1 and "" or "s")
+  "load generator's highest share of CPU 1; \"drops / retrans\" are the most " ..
+  "loopback packets dropped from the kernel's per-CPU backlog and TCP segments " ..
+  "retransmitted during one run of the case.", settings, reps, reps == 1 and "" or "s")
 out[#out + 1] = ""
 out[#out + 1] = table_md
 out[#out + 1] = ""
+local busy = {}
+for _, r in ipairs(runs) do
+  if type(r.noise) == "number" and r.noise > 0.10 then
+    busy[#busy + 1] = string.format("%s %s rep %d (%.0f%%)", case_label(r.case), r.server, r.rep, r.noise * 100)
+  end
+end
+if #busy > 0 then
+  out[#out + 1] = "Runs that started while something else kept the machine more than 10% busy: " ..
+    table.concat(busy, "; ") .. "."
+  out[#out + 1] = ""
+end
 if #problems > 0 then
   out[#out + 1] = "Runs with errors (⚠): " .. table.concat(problems, "; ") .. "."
 else

@@ -1,13 +1,25 @@
 /* client.c: outgoing WebSocket connections (lws.conn with is_client).
  * Owns the connect info (URL pieces, TLS flags, extra request headers),
  * one client vhost per distinct CA file, and turning every failure into
- * an event: lws returns NULL for an unresolvable host without any
- * callback (notes 2), so that case is reported on the next loop turn. */
+ * one "error"(detail, kind, status) event followed by close(1006): lws
+ * returns NULL for an unresolvable host without any callback (notes 2),
+ * and its TLS failure text is opaque, so we keep OpenSSL's own verdict. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+
 #include "core.h"
+
+/* While a client connects, close_code/close_reason (unused until it is
+ * open) say why it failed: 1006 = aborted from Lua (terminate, connect
+ * timeout), 1015 = TLS certificate verification failed (RFC 6455's own
+ * reserved code for that; it never goes on the wire). */
+#define VERIFY_FAILED 1015
 
 struct client_vhost {
 	struct client_vhost *next;
@@ -32,6 +44,10 @@ client_vhost_for(struct ctx *x, const char *ca)
 	if (!cv)
 		return NULL;
 	cv->ca = strdup(ca);
+	if (!cv->ca) {
+		free(cv);
+		return NULL;
+	}
 	snprintf(cv->name, sizeof(cv->name), "lws-lua-client-%d", ++serial);
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
@@ -62,74 +78,166 @@ client_vhosts_free(struct ctx *x)
 	}
 }
 
-/* error event, then close(1006): what every connect failure looks like */
+/* The failure is kept as "kind status detail" until it is reported. */
 static void
-client_failed(struct conn *c, const char *msg)
+client_failed(struct conn *c, char *failure)
 {
 	struct ctx *x = c->ctx;
+	char kind[16] = "connect";
+	const char *detail = failure;
+	unsigned long status = 0;
+	char *sp = strchr(failure, ' '), *end;
 
-	if (core_dispatch_prepare(x, c->self_ref, "error") == 0) {
-		lua_pushstring(x->L, msg);
-		core_call(x, 3, 0);
+	if (sp && (size_t)(sp - failure) < sizeof(kind)) {
+		memcpy(kind, failure, (size_t)(sp - failure));
+		kind[sp - failure] = '\0';
+		status = strtoul(sp + 1, &end, 10);
+		detail = *end == ' ' ? end + 1 : end;
 	}
-	c->state = CONN_OPEN;   /* so finalize reports close(1006, msg) */
-	conn_finalize(c, msg);
+	if (core_dispatch_prepare(x, c->self_ref, "error") == 0) {
+		lua_pushstring(x->L, detail);
+		lua_pushstring(x->L, kind);
+		if (status)
+			lua_pushinteger(x->L, (lua_Integer)status);
+		else
+			lua_pushnil(x->L);
+		core_call(x, 5, 0);
+	}
+	c->state = CONN_OPEN;   /* so finalize reports close(1006, detail) */
+	c->close_code = 0;
+	conn_finalize(c, detail);
 }
 
 static void
 connect_failed_deferred(struct ctx *x, void *arg, int arg_ref)
 {
 	struct conn *c = arg;   /* arg_ref keeps it alive */
+	char *failure = c->extra_headers;
 
 	(void)x;
 	(void)arg_ref;
-	client_failed(c, c->extra_headers ? c->extra_headers : "connect failed");
-	free(c->extra_headers);
 	c->extra_headers = NULL;
+	if (failure)
+		client_failed(c, failure);
+	else
+		client_failed(c, (char[]){ "connect 0 connection failed (out of memory)" });
+	free(failure);
 }
 
 /* Failures may happen inside lws_client_connect_via_info, before the
  * caller has set its handlers: report them on the next loop turn. */
 static void
-client_fail_later(struct conn *c, const char *msg)
+client_fail_later(struct conn *c, const char *kind, unsigned status, const char *detail)
 {
 	struct ctx *x = c->ctx;
+	char buf[320];
 
 	if (c->wsi)
 		lws_set_opaque_user_data(c->wsi, NULL);
 	c->wsi = NULL;
 	if (c->state == CONN_CLOSED || c->self_ref == LUA_NOREF)
 		return;
-	free(c->extra_headers);
-	c->extra_headers = strdup(msg);
-	c->state = CONN_CLOSED;   /* no more events until the deferred report */
 	c->fail = 1;
 	if (x->finalizing) {
-		conn_finalize(c, msg);
+		conn_finalize(c, detail);   /* never opened: no events, just unpin */
 		return;
 	}
+	snprintf(buf, sizeof(buf), "%s %u %s", kind, status, detail);
+	free(c->extra_headers);   /* unsent request headers: not needed any more */
+	c->extra_headers = strdup(buf);
+	c->state = CONN_CLOSED;   /* no more events until the deferred report */
 	lua_rawgeti(x->L, LUA_REGISTRYINDEX, c->self_ref);
 	core_defer(x, connect_failed_deferred, c, luaL_ref(x->L, LUA_REGISTRYINDEX));
 }
 
-static const char *
-connection_error_text(struct lws *wsi, const char *in, char *buf, size_t n)
+/* OpenSSL's verdict on the server's certificate, for a message that says
+ * which check failed (lws only logs it). Called once per certificate of
+ * the chain; returning 0 leaves the decision to lws. */
+static void
+client_verify_result(struct conn *c, X509_STORE_CTX *xs, SSL *ssl, int preverify_ok)
+{
+	int err = X509_STORE_CTX_get_error(xs);
+	const char *check, *host;
+
+	if (preverify_ok || err == X509_V_OK || c->state != CONN_CONNECTING || c->close_code)
+		return;
+	switch (err) {
+	case X509_V_ERR_HOSTNAME_MISMATCH:
+	case X509_V_ERR_IP_ADDRESS_MISMATCH:
+		check = "hostname";
+		break;
+	case X509_V_ERR_CERT_HAS_EXPIRED:
+	case X509_V_ERR_CERT_NOT_YET_VALID:
+		check = "validity period";
+		break;
+	case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+	case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+	case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+	case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+	case X509_V_ERR_CERT_UNTRUSTED:
+		check = "chain of trust";
+		break;
+	default:
+		check = "certificate";
+		break;
+	}
+	host = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+	if (!strcmp(check, "hostname") && host)
+		snprintf(c->close_reason, sizeof(c->close_reason),
+			 "%s check failed: %s (the certificate is not valid for '%s')", check,
+			 X509_verify_cert_error_string(err), host);
+	else
+		snprintf(c->close_reason, sizeof(c->close_reason), "%s check failed: %s", check,
+			 X509_verify_cert_error_string(err));
+	c->close_reason_len = (uint8_t)strlen(c->close_reason);
+	c->close_code = VERIFY_FAILED;
+}
+
+/* CLIENT_CONNECTION_ERROR: lws's short text (or our own record) -> a
+ * stable kind token plus detail. */
+static void
+connection_error(struct conn *c, struct lws *wsi, const char *in, size_t len)
 {
 	unsigned status = wsi ? lws_http_client_http_response(wsi) : 0;
+	char text[160];
 
-	if (status && status != 101) {
-		snprintf(buf, n, "server refused the WebSocket upgrade: HTTP %u", status);
-		return buf;
+	if (c->close_code == 1006 && c->close_reason_len) {   /* terminate() while connecting */
+		client_fail_later(c, "aborted", 0, c->close_reason);
+		return;
 	}
-	if (!in)
-		return "connection failed";
-	if (strstr(in, "Unable to connect") || strstr(in, "Connection refused"))
-		snprintf(buf, n, "connection refused (%s)", in);
-	else if (strstr(in, "SSL") || strstr(in, "ssl") || strstr(in, "tls"))
-		snprintf(buf, n, "TLS handshake failed: %s", in);
+	if (c->close_code == VERIFY_FAILED) {
+		client_fail_later(c, "tls-verify", 0, c->close_reason);
+		return;
+	}
+	if (status && status != 101) {
+		snprintf(text, sizeof(text), "HTTP %u", status);
+		client_fail_later(c, "http", status, text);
+		return;
+	}
+	if (!in) {
+		in = "connection failed";
+		len = strlen(in);
+	}
+	if (len >= sizeof(text))
+		len = sizeof(text) - 1;
+	memcpy(text, in, len);
+	text[len] = '\0';
+	if (strstr(text, "Unable to connect"))
+		client_fail_later(c, "refused", 0, text);
+	else if (strstr(text, "getaddrinfo"))
+		client_fail_later(c, "dns", 0, text);
+	else if (strstr(text, "Timed out"))
+		client_fail_later(c, "timeout", 0, text);
+	else if (strstr(text, "SSL") || strstr(text, "ssl") || strstr(text, "tls"))
+		client_fail_later(c, "tls", 0, text);
+	else if (!strncmp(text, "HS:", 3) || strstr(text, "protocol"))
+		client_fail_later(c, "handshake", 0, text);
+	else if (strstr(text, "read failed") || strstr(text, "hung up") ||
+		 strstr(text, "before established") || strstr(text, "before conn"))
+		client_fail_later(c, "closed", 0, text);
 	else
-		snprintf(buf, n, "%s", in);
-	return buf;
+		client_fail_later(c, "connect", 0, text);
 }
 
 int
@@ -137,9 +245,15 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		size_t len)
 {
 	struct conn *c = core_opaque(wsi, KIND_CONN);
-	char buf[256];
 
 	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+		/* lws calls protocols[0] of the first vhost (ours) with
+		 * user = the X509_STORE_CTX, in = the SSL, len = preverify_ok */
+		if (c && user)
+			client_verify_result(c, user, in, (int)len);
+		return 0;
+
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		if (c && c->extra_headers) {
 			char **p = (char **)in;
@@ -157,6 +271,8 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		if (!c)
 			return -1;
+		c->close_code = 0;
+		c->close_reason_len = 0;
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0) {
 			int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
 
@@ -167,9 +283,8 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		return conn_established(c);
 
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		if (c) {
-			client_fail_later(c, connection_error_text(wsi, in, buf, sizeof(buf)));
-		}
+		if (c)
+			connection_error(c, wsi, in, len);
 		return 0;
 
 	case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -198,9 +313,10 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		break;
 
 	case LWS_CALLBACK_WSI_DESTROY:
+		/* CONNECTION_ERROR normally comes first (and detaches us) */
 		if (c) {
 			if (c->state == CONN_CONNECTING)
-				client_fail_later(c, "connection failed");
+				client_fail_later(c, "closed", 0, "connection closed before it was established");
 			else
 				conn_finalize(c, NULL);
 		}
@@ -217,15 +333,18 @@ static const char *const connect_fields[] = {
 	"headers", "max_message_size", "max_queue_bytes", "close_timeout", NULL
 };
 
-/* connect(opts) -> conn (CONNECTING); results arrive as events */
+/* connect(opts) -> conn (CONNECTING); every outcome arrives as events:
+ * "open", or "error"(detail, kind, status) then "close"(1006, detail) */
 static int
 l_connect(lua_State *L)
 {
 	struct ctx *x = core_ctx(L);
 	struct lws_client_connect_info ci;
 	const char *headers, *ca;
+	char msg[300];
 	struct conn *c;
 	int tls, insecure;
+	FILE *f = NULL;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	core_check_fields(L, 1, connect_fields);
@@ -235,6 +354,7 @@ l_connect(lua_State *L)
 	luaL_argcheck(L, ci.address != NULL, 1, "option 'address' is required");
 	ci.port = (int)core_opt_int_field(L, 1, "port", 80, 1, 65535);
 	ci.path = core_opt_str_field(L, 1, "path", "/");
+	/* SNI, certificate hostname check and the Host header (notes 1.3) */
 	ci.host = core_opt_str_field(L, 1, "host", ci.address);
 	ci.origin = core_opt_str_field(L, 1, "origin", NULL);
 	ci.protocol = core_opt_str_field(L, 1, "protocols", NULL);
@@ -251,9 +371,6 @@ l_connect(lua_State *L)
 					     LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
 					     LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
 	}
-	ci.vhost = client_vhost_for(x, ca);
-	if (!ci.vhost)
-		return core_push_error(L, "cannot load the CA file", "tls");
 
 	c = conn_new(L, x);
 	c->is_client = 1;
@@ -262,20 +379,32 @@ l_connect(lua_State *L)
 	c->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes", 16 << 20, 0,
 						  (lua_Integer)1 << 40);
 	c->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout", 10, 1, 3600);
-	if (headers)
-		c->extra_headers = strdup(headers);
 	/* pin now: events may fire from inside lws_client_connect_via_info */
 	c->self_ref = core_ref_self(L, -1);
 	x->n_conns++;
+
+	/* lws only logs an unreadable CA file, then fails every handshake */
+	if (ca && tls && !(f = fopen(ca, "r"))) {
+		snprintf(msg, sizeof(msg), "cannot read the CA file '%s': %s", ca, strerror(errno));
+		client_fail_later(c, "tls", 0, msg);
+		return 1;
+	}
+	if (f)
+		fclose(f);
+	ci.vhost = client_vhost_for(x, tls ? ca : NULL);
+	if (!ci.vhost) {
+		client_fail_later(c, "tls", 0, "cannot create the TLS client context");
+		return 1;
+	}
+	if (headers)
+		c->extra_headers = strdup(headers);
 	ci.opaque_user_data = c;
 	ci.pwsi = &c->wsi;
 	if (!lws_client_connect_via_info(&ci)) {
-		char msg[256];
-
-		/* no callback will come for this one (notes 2) */
-		snprintf(msg, sizeof(msg), "cannot connect to %s:%d (name resolution or socket "
-			 "failure)", ci.address, ci.port);
-		client_fail_later(c, msg);
+		/* no callback comes for this one (notes 2); lws 4.1 resolves
+		 * names synchronously here, so this is almost always DNS */
+		snprintf(msg, sizeof(msg), "cannot resolve or connect to %s:%d", ci.address, ci.port);
+		client_fail_later(c, "dns", 0, msg);
 	}
 	return 1;
 }

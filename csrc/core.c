@@ -211,7 +211,13 @@ log_emit(int level, const char *line)
 	struct ctx *x = log_ctx;
 	lua_State *L;
 
-	if (!x || x->finalizing || x->log_ref == LUA_NOREF)
+	if (!x)
+		return;
+	/* lws closes a request whose headers overflow without answering; we
+	 * learn it only from this line, logged while that wsi is parsed */
+	if (level == LLL_ERR && x->lws && strstr(line, "Ran out of header data space"))
+		server_header_overflow(x);
+	if (!(level & x->log_levels) || x->finalizing || x->log_ref == LUA_NOREF)
 		return;
 	L = x->L;
 	if (!lua_checkstack(L, 4))
@@ -236,13 +242,13 @@ l_set_log(lua_State *L)
 	if (!lua_isnoneornil(L, 2))
 		luaL_checktype(L, 2, LUA_TFUNCTION);
 	core_unref(L, &x->log_ref);
+	x->log_levels = 0;
 	if (levels && !lua_isnoneornil(L, 2)) {
 		x->log_ref = core_ref_self(L, 2);
-		log_ctx = x;
-		lws_set_log_level(levels, log_emit);
-	} else {
-		lws_set_log_level(0, NULL);
+		x->log_levels = levels;
 	}
+	log_ctx = x;
+	lws_set_log_level(x->log_levels | LLL_ERR, log_emit);
 	return 0;
 }
 
@@ -717,7 +723,9 @@ luaopen_lws_core(lua_State *L)
 		lua_setfield(L, -2, "__gc");
 		lua_setmetatable(L, -2);
 		lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
-		lws_set_log_level(0, NULL);   /* quiet by default */
+		/* quiet by default; errors still reach log_emit (see there) */
+		log_ctx = x;
+		lws_set_log_level(LLL_ERR, log_emit);
 	} else {
 		lua_pop(L, 1);
 	}

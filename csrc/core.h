@@ -50,6 +50,7 @@ struct ctx {
 	int dispatch_ref;             /* Lua function(obj, event, ...) */
 	int error_ref;                /* Lua function(message) or LUA_NOREF */
 	int log_ref;                  /* Lua function(level, line) or LUA_NOREF */
+	int log_levels;               /* what the Lua log hook asked for */
 	int running;                  /* inside core_run */
 	int stop;                     /* core_stop asked run() to return */
 	int destroy_pending;          /* shutdown() asked from inside the loop */
@@ -220,6 +221,7 @@ int request_open(lua_State *L);
 
 /* server.c */
 void server_accept(struct server *s);
+void server_header_overflow(struct ctx *x);
 void server_listener_closed(struct server *s);
 void server_conn_gone(struct conn *c);
 int server_http_reply(struct lws *wsi, int status, const char *extra, const char *body,

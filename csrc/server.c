@@ -480,6 +480,50 @@ server_add_headers(struct conn *c, struct lws_process_html_args *args)
 	return 0;
 }
 
+/* lws drops a request whose headers do not fit max_http_header_data
+ * without a word; core.c's log hook sees "Ran out of header data space"
+ * while that wsi is being parsed and calls this. The wsi is one of ours
+ * with a request line and no request object yet; if exactly one wsi looks
+ * like that we answer it 431 now, before lws shuts the socket down. */
+static struct lws *overflow_candidate;
+static int overflow_candidates;
+
+static int
+mid_headers(struct lws *wsi)
+{
+	static const enum lws_token_indexes uris[] = {
+		WSI_TOKEN_GET_URI, WSI_TOKEN_POST_URI, WSI_TOKEN_OPTIONS_URI, WSI_TOKEN_PUT_URI,
+		WSI_TOKEN_PATCH_URI, WSI_TOKEN_DELETE_URI, WSI_TOKEN_HEAD_URI
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(uris) / sizeof(uris[0]); i++)
+		if (lws_hdr_total_length(wsi, uris[i]) > 0)
+			return 1;
+	return 0;
+}
+
+void
+server_header_overflow(struct ctx *x)
+{
+	static const char msg[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+				  "content-type: text/plain\r\ncontent-length: 31\r\n"
+				  "connection: close\r\n\r\nrequest header fields too large";
+	struct server_vhost *sv;
+	int fd;
+
+	overflow_candidate = NULL;
+	overflow_candidates = 0;
+	for (sv = x->server_vhosts; sv; sv = sv->next)
+		lws_callback_all_protocol_vhost_args(sv->vh, NULL, LWS_CALLBACK_USER,
+						     (void *)&overflow_candidate, 0);
+	if (overflow_candidates != 1)
+		return;
+	fd = lws_get_socket_fd(overflow_candidate);
+	if (fd >= 0 && send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+		return;   /* best effort: the connection is going anyway */
+}
+
 /* ---- lifetime ----------------------------------------------------------- */
 
 void
@@ -703,7 +747,15 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			request_closed(r);
 		break;
 
+
 	case LWS_CALLBACK_USER:
+		if (in == (void *)&overflow_candidate) {
+			if (s && !c && !r && mid_headers(wsi)) {
+				overflow_candidate = wsi;
+				overflow_candidates++;
+			}
+			return 0;
+		}
 		/* server_sweep: in is the server closing, len 1 = force */
 		if (!s || (void *)s != in)
 			return 0;

@@ -310,8 +310,9 @@ function H.upgrade_request(path, headers, method, version)
 	return table.concat(lines, "\r\n") .. "\r\n\r\n"
 end
 
---- read_response([ms]) -> status, headers (lowercase names), body-so-far
-function Raw:read_response(ms)
+--- read_response([ms[, head]]) -> status, headers (lowercase names), body
+-- (head: the answer to a HEAD request has no body whatever its length says)
+function Raw:read_response(ms, is_head)
 	local head
 	H.run_until(function()
 		local i = self.buf:find("\r\n\r\n", 1, true)
@@ -327,6 +328,7 @@ function Raw:read_response(ms)
 	local headers = {}
 	for k, v in head:gmatch("\r\n([^:\r\n]+):%s*([^\r\n]*)") do headers[k:lower()] = v end
 	local len = tonumber(headers["content-length"])
+	if status == 304 or status == 204 or (status and status < 200) or is_head then len = nil end
 	if len then
 		H.run_until(function() return #self.buf >= len or self.closed end, ms or 5000, "the body")
 		local body = self.buf:sub(1, len)
