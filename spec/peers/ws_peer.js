@@ -77,7 +77,38 @@ function many(c) {
   }
 }
 
+// N readers: each may send c.hello on open, then expects messages
+// "<tag>:<seq>" with seq 1..c.expect exactly once and in order per tag
+function fanout(c) {
+  let opened = 0, finished = 0;
+  const errors = [];
+  const readers = [];
+  for (let i = 0; i < c.clients; i++) {
+    const s = new WebSocket(c.url, { perMessageDeflate: false });
+    const last = {};
+    let got = 0;
+    readers.push(s);
+    s.on('open', () => {
+      if (c.hello) s.send(c.hello);
+      if (++opened === c.clients) out({ ev: 'fanout-open', opened });
+    });
+    s.on('message', (d) => {
+      const [tag, n] = d.toString().split(':');
+      const seq = Number(n);
+      if (seq !== (last[tag] || 0) + 1) errors.push(`client ${i} tag ${tag}: got ${seq} after ${last[tag] || 0}`);
+      last[tag] = seq;
+      got++;
+      if (c.progress && got % c.progress === 0) out({ ev: 'fanout-progress', client: i, got });
+      if (got === c.expect) { if (++finished === c.clients) out({ ev: 'fanout-done', finished, errors: errors.slice(0, 10), nerrors: errors.length }); }
+      if (got > c.expect) errors.push(`client ${i}: more than ${c.expect} messages`);
+    });
+    s.on('error', (e) => errors.push(`client ${i}: ${e.message}`));
+  }
+  commands.fanout_close = () => readers.forEach((s) => s.close(1000));
+}
+
 const commands = {
+  fanout,
   connect(c) {
     const opts = { perMessageDeflate: !!c.deflate, headers: c.headers || {} };
     if (c.origin) opts.origin = c.origin;
