@@ -195,7 +195,7 @@ client_verify_result(struct conn *c, X509_STORE_CTX *xs, SSL *ssl, int preverify
 }
 
 /* CLIENT_CONNECTION_ERROR: lws's short text (or our own record) -> a
- * stable kind token plus detail. */
+ * stable kind token plus detail. c->last_rx is 0 until ESTABLISHED. */
 static void
 connection_error(struct conn *c, struct lws *wsi, const char *in, size_t len)
 {
@@ -268,18 +268,23 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		}
 		break;
 
-	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		if (!c)
-			return -1;
-		c->close_code = 0;
-		c->close_reason_len = 0;
-		if (lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0) {
+	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
+		/* the last moment the response headers are there (lws detaches
+		 * them before ESTABLISHED); lws checked it was one we offered */
+		if (c && !c->protocol && lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0) {
 			int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
 
 			c->protocol = malloc((size_t)n + 1);
 			if (c->protocol && lws_hdr_copy(wsi, c->protocol, n + 1, WSI_TOKEN_PROTOCOL) < 0)
 				c->protocol[0] = '\0';
 		}
+		return 0;
+
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		if (!c)
+			return -1;
+		c->close_code = 0;
+		c->close_reason_len = 0;
 		return conn_established(c);
 
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
@@ -308,18 +313,13 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		break;
 
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		if (c)
-			conn_finalize(c, NULL);
-		break;
-
 	case LWS_CALLBACK_WSI_DESTROY:
-		/* CONNECTION_ERROR normally comes first (and detaches us) */
-		if (c) {
-			if (c->state == CONN_CONNECTING)
-				client_fail_later(c, "closed", 0, "connection closed before it was established");
-			else
-				conn_finalize(c, NULL);
-		}
+		/* CONNECTION_ERROR normally comes first (and detaches us), but
+		 * not for a wsi killed while waiting for the server's answer */
+		if (c && !c->last_rx)
+			connection_error(c, wsi, "closed before established", 25);
+		else if (c)
+			conn_finalize(c, NULL);
 		break;
 
 	default:
@@ -340,7 +340,7 @@ l_connect(lua_State *L)
 {
 	struct ctx *x = core_ctx(L);
 	struct lws_client_connect_info ci;
-	const char *headers, *ca;
+	const char *headers, *ca, *origin;
 	char msg[300];
 	struct conn *c;
 	int tls, insecure;
@@ -356,7 +356,6 @@ l_connect(lua_State *L)
 	ci.path = core_opt_str_field(L, 1, "path", "/");
 	/* SNI, certificate hostname check and the Host header (notes 1.3) */
 	ci.host = core_opt_str_field(L, 1, "host", ci.address);
-	ci.origin = core_opt_str_field(L, 1, "origin", NULL);
 	ci.protocol = core_opt_str_field(L, 1, "protocols", NULL);
 	ci.ietf_version_or_minus_one = -1;
 	ci.local_protocol_name = "lws-lua-client";
@@ -364,6 +363,7 @@ l_connect(lua_State *L)
 	insecure = core_opt_bool_field(L, 1, "insecure", 0);
 	ca = core_opt_str_field(L, 1, "ca", NULL);
 	headers = core_opt_str_field(L, 1, "headers", NULL);
+	origin = core_opt_str_field(L, 1, "origin", NULL);
 	if (tls) {
 		ci.ssl_connection = LCCSCF_USE_SSL;
 		if (insecure)
@@ -396,8 +396,17 @@ l_connect(lua_State *L)
 		client_fail_later(c, "tls", 0, "cannot create the TLS client context");
 		return 1;
 	}
-	if (headers)
+	/* lws writes ci.origin as "Origin: http://<origin>" unless a context
+	 * option says otherwise: send it as one of our own headers instead */
+	if (origin) {
+		size_t n = strlen(origin) + (headers ? strlen(headers) : 0) + 11;
+
+		c->extra_headers = malloc(n);
+		if (c->extra_headers)
+			snprintf(c->extra_headers, n, "Origin: %s\r\n%s", origin, headers ? headers : "");
+	} else if (headers) {
 		c->extra_headers = strdup(headers);
+	}
 	ci.opaque_user_data = c;
 	ci.pwsi = &c->wsi;
 	if (!lws_client_connect_via_info(&ci)) {

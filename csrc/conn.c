@@ -396,6 +396,34 @@ write_ping(struct conn *c)
 	return n < (int)c->ping_len ? -1 : 0;
 }
 
+/* One frame (a whole message or one fragment of it) of m from off. */
+static int
+write_piece(struct conn *c, struct msgbuf *m, size_t off, size_t chunk, int first, int last)
+{
+	unsigned char *p = m->data + LWS_PRE + off, saved[LWS_PRE];
+	int n;
+
+	if (c->pmd && !m->len) {
+		/* lws 4.1.6's deflate asserts on an empty message: send it
+		 * uncompressed (no RSV1), as a raw pre-built frame */
+		unsigned char frame[LWS_PRE + 2];
+
+		frame[LWS_PRE] = m->binary ? 0x82 : 0x81;
+		frame[LWS_PRE + 1] = 0;
+		return lws_write(c->wsi, frame + LWS_PRE, 2, LWS_WRITE_RAW) < 2 ? -1 : 0;
+	}
+	if (first)
+		return lws_write(c->wsi, p, chunk, (enum lws_write_protocol)lws_write_ws_flags(
+					 m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT, 1, last));
+	/* a later fragment's header lands on the tail of the previous one,
+	 * which other queues sharing m may still need: restore it */
+	memcpy(saved, p - LWS_PRE, LWS_PRE);
+	n = lws_write(c->wsi, p, chunk, (enum lws_write_protocol)lws_write_ws_flags(
+			      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT, 0, last));
+	memcpy(p - LWS_PRE, saved, LWS_PRE);
+	return n;
+}
+
 int
 conn_writeable(struct conn *c)
 {
@@ -433,21 +461,12 @@ conn_writeable(struct conn *c)
 		struct sendq_entry *e = &c->q[c->qhead];
 		struct msgbuf *m = e->m;
 		size_t chunk = m->len - e->off;
-		unsigned char *p = m->data + LWS_PRE + e->off, saved[LWS_PRE];
 		int first = e->off == 0, last, n;
 
 		if (chunk > FRAG_SIZE)
 			chunk = FRAG_SIZE;
 		last = e->off + chunk == m->len;
-		/* a later fragment's header lands on the tail of the previous
-		 * one, which other queues sharing m may still need: restore it */
-		if (!first)
-			memcpy(saved, p - LWS_PRE, LWS_PRE);
-		n = lws_write(wsi, p, chunk,
-			      (enum lws_write_protocol)lws_write_ws_flags(
-				      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT, first, last));
-		if (!first)
-			memcpy(p - LWS_PRE, saved, LWS_PRE);
+		n = write_piece(c, m, e->off, chunk, first, last);
 		if (n < (int)chunk)
 			return -1;   /* lws says the connection is unusable */
 		e->off += chunk;

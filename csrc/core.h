@@ -146,6 +146,7 @@ struct conn {
 	uint8_t pmd;                  /* permessage-deflate negotiated */
 	uint8_t linked;               /* on its server's list */
 	uint8_t close_on_full;        /* slow_consumer = "close" */
+	uint8_t pmd_reset_tx;         /* the client asked server_no_context_takeover */
 	uint8_t writable_asked;
 	uint8_t ping_len;
 	uint8_t close_reason_len, peer_reason_len;
@@ -262,6 +263,9 @@ struct server {
 	int request_timeout;          /* seconds a deferred HTTP answer may take */
 	int close_timeout;
 	uint8_t close_on_full;
+	uint8_t pmd;                  /* permessage-deflate offered by clients is accepted */
+	uint8_t pmd_no_context;       /* reset our deflater after every message */
+	int8_t pmd_level, pmd_mem_level;
 	char *iface;
 	lws_sorted_usec_list_t sul_force;
 };

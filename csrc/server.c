@@ -45,6 +45,14 @@ home_server(struct lws *wsi)
 	return NULL;
 }
 
+/* Every server vhost can speak permessage-deflate; whether a connection
+ * may use it is decided per server in CONFIRM_EXTENSION_OKAY. */
+static const struct lws_extension server_extensions[] = {
+	{ "permessage-deflate", lws_extension_callback_pm_deflate,
+	  "permessage-deflate; client_max_window_bits" },
+	{ NULL, NULL, NULL }
+};
+
 static struct server_vhost *
 vhost_slot(struct lws *wsi)
 {
@@ -457,6 +465,12 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 	}
 	if (lua_type(L, -2) == LUA_TSTRING)
 		c->extra_headers = strdup(lua_tostring(L, -2));
+	if (s->pmd) {
+		char *ext = hdr_dup(wsi, WSI_TOKEN_EXTENSIONS, NULL);
+
+		c->pmd_reset_tx = ext && strstr(ext, "server_no_context_takeover");
+		free(ext);
+	}
 	free(protos);
 	lua_settop(L, top);
 	return 0;
@@ -522,6 +536,30 @@ server_header_overflow(struct ctx *x)
 	fd = lws_get_socket_fd(overflow_candidate);
 	if (fd >= 0 && send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		return;   /* best effort: the connection is going anyway */
+}
+
+/* permessage-deflate on an established connection. lws 4.1.6's pmd names
+ * its switches from the client's side: its "server_no_context_takeover"
+ * resets the *inflater* after each message, its "client_no_context_
+ * takeover" the *deflater*. A server must never reset its inflater (the
+ * client may keep its context), and resets its deflater when it promised
+ * server_no_context_takeover or was configured to. */
+static void
+server_pmd_setup(struct server *s, struct conn *c, struct lws *wsi)
+{
+	char v[8];
+
+	if (lws_set_extension_option(wsi, "permessage-deflate", "server_no_context_takeover",
+				     "0"))
+		return;   /* not negotiated on this connection */
+	c->pmd = 1;
+	if (s->pmd_no_context || c->pmd_reset_tx)
+		lws_set_extension_option(wsi, "permessage-deflate", "client_no_context_takeover",
+					 "1");
+	snprintf(v, sizeof(v), "%d", s->pmd_level);
+	lws_set_extension_option(wsi, "permessage-deflate", "compression_level", v);
+	snprintf(v, sizeof(v), "%d", s->pmd_mem_level);
+	lws_set_extension_option(wsi, "permessage-deflate", "mem_level", v);
 }
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -679,12 +717,17 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			return server_add_headers(c, in);
 		break;
 
+	case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
+		return !(s && s->pmd);   /* nonzero: not on this connection */
+
 	case LWS_CALLBACK_ESTABLISHED:
 		sv = vhost_slot(wsi);
 		if (sv)
 			sv->subproto[0] = '\0';
 		if (!c || !s)
 			return -1;
+		if (s->pmd)
+			server_pmd_setup(s, c, wsi);
 		server_link_conn(s, c);
 		if (s->closing) {
 			c->state = CONN_OPEN;
@@ -774,7 +817,12 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 
 static const char *const server_fields[] = {
 	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
-	"backlog", "reuseport", "slow_consumer", "max_body_size", "request_timeout", NULL
+	"backlog", "reuseport", "slow_consumer", "max_body_size", "request_timeout", "compression",
+	NULL
+};
+
+static const char *const compression_fields[] = {
+	"server_no_context_takeover", "level", "mem_level", NULL
 };
 
 static const char *const tls_fields[] = { "cert", "key", "ca", NULL };
@@ -845,6 +893,7 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca)
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;   /* we listen ourselves */
 	info.vhost_name = sv->name;
 	info.protocols = sv->protocols;
+	info.extensions = server_extensions;
 	info.keepalive_timeout = 5;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	if (cert) {
@@ -912,6 +961,23 @@ l_server(lua_State *L)
 			luaL_error(L, "option 'slow_consumer' must be \"error\" or \"close\"");
 		s->close_on_full = !strcmp(sc, "close");
 	}
+
+	lua_getfield(L, 1, "compression");
+	if (lua_istable(L, -1)) {
+		int t = lua_gettop(L);
+
+		core_check_fields(L, t, compression_fields);
+		s->pmd = 1;
+		s->pmd_no_context = (uint8_t)core_opt_bool_field(L, t, "server_no_context_takeover", 0);
+		s->pmd_level = (int8_t)core_opt_int_field(L, t, "level", 1, 1, 9);
+		s->pmd_mem_level = (int8_t)core_opt_int_field(L, t, "mem_level", 8, 1, 9);
+	} else if (!lua_isnil(L, -1)) {
+		luaL_argcheck(L, lua_isboolean(L, -1), 1, "option 'compression' must be a boolean or a table");
+		s->pmd = (uint8_t)lua_toboolean(L, -1);
+		s->pmd_level = 1;
+		s->pmd_mem_level = 8;
+	}
+	lua_pop(L, 1);
 
 	lua_getfield(L, 1, "tls");
 	if (!lua_isnil(L, -1)) {

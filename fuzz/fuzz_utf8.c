@@ -22,6 +22,9 @@ feed(const unsigned char *t, size_t len, const unsigned char *lens, size_t n,
 	uint32_t st = UTF8_ACCEPT;
 	size_t off = 0, i = 0;
 	int failed = 0;
+	unsigned char *one = malloc(1);   /* reused: a malloc per byte is slow */
+
+	CHECK(one, "out of memory");
 
 	for (;;) {
 		size_t piece;
@@ -36,12 +39,13 @@ feed(const unsigned char *t, size_t len, const unsigned char *lens, size_t n,
 			piece = len - off;
 		if (piece > len - off)
 			piece = len - off;
-		buf = malloc(piece);
+		buf = bytewise ? one : malloc(piece);
 		CHECK(buf || !piece, "out of memory");
 		if (piece)
 			memcpy(buf, t + off, piece);
 		r = proto_utf8_step(&st, buf, piece);
-		free(buf);
+		if (!bytewise)
+			free(buf);
 		off += piece;
 		if (failed) {
 			CHECK(r == -1, "step returned %d after an earlier failure (offset %zu)", r, off);
@@ -58,6 +62,7 @@ feed(const unsigned char *t, size_t len, const unsigned char *lens, size_t n,
 		if (off == len && (bytewise || i >= n))
 			break;
 	}
+	free(one);
 	return !failed && st == UTF8_ACCEPT;
 }
 

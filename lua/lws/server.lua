@@ -37,7 +37,7 @@ local M = {}
 local core_fields = {
 	host = true, port = true, tls = true, max_message_size = true, max_queue_bytes = true,
 	close_timeout = true, backlog = true, reuseport = true, slow_consumer = true,
-	max_body_size = true, request_timeout = true,
+	max_body_size = true, request_timeout = true, compression = true,
 }
 local lua_fields = {
 	verify = "function", handle_protocols = "function", path = "string",

@@ -375,7 +375,7 @@ function connect(ws)
 	local o = ws._opts
 	local conn = core.connect {
 		address = u.host, port = u.port, path = u.path, tls = u.tls,
-		host = u.host, origin = o.origin,
+		host = ws._host_header, origin = o.origin,
 		protocols = #ws._protocols > 0 and table.concat(ws._protocols, ", ") or nil,
 		headers = o.headers, ca = o.ca, insecure = o.insecure,
 		max_message_size = o.max_message_size, max_queue_bytes = o.max_queue_bytes,
@@ -421,6 +421,12 @@ function M.new(url, protocols, options)
 		url = url, protocol = "", extensions = "",
 		_u = u, _protocols = protocols or {}, _opts = o, _attempt = 0, _queued_bytes = 0,
 	}, mt)
+	-- the Host header names the port unless it is the scheme's default; lws
+	-- strips ":port" for SNI and the certificate check (not for IPv6 literals)
+	ws._host_header = u.host
+	if u.port ~= (u.tls and 443 or 80) and not u.host:find(":", 1, true) then
+		ws._host_header = u.host .. ":" .. u.port
+	end
 	if o.heartbeat then
 		ws._hb = heartbeat.client(o.heartbeat, function() return rawget(ws, "_conn") end,
 			function(rtt)

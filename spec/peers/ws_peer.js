@@ -110,7 +110,7 @@ function fanout(c) {
 const commands = {
   fanout,
   connect(c) {
-    const opts = { perMessageDeflate: !!c.deflate, headers: c.headers || {} };
+    const opts = { perMessageDeflate: typeof c.deflate === 'object' ? c.deflate : !!c.deflate, headers: c.headers || {} };
     if (c.origin) opts.origin = c.origin;
     if (c.maxPayload) opts.maxPayload = c.maxPayload;
     attach(new WebSocket(c.url, c.protocols || [], opts));

@@ -9,11 +9,14 @@
 // subprotocol (default: the first offered); echo = false stops echoing.
 // Connections are numbered; events name them by id. Big payloads are
 // generated from the shared pattern and never cross the control socket.
+// It also probes our servers (tls_probe, client): a TLS stack and a ws
+// client we did not write, checking what our wss:// server offers.
 'use strict';
 const fs = require('fs');
 const net = require('net');
 const http = require('http');
 const https = require('https');
+const tls = require('tls');
 const path = require('path');
 const WebSocket = require(path.join(__dirname, '..', '..', 'node_modules', 'ws'));
 
@@ -106,8 +109,42 @@ function each(c, fn) {
   for (const ws of conns.values()) fn(ws);
 }
 
+// Probes of OUR servers from a TLS stack and a ws client we did not write.
+// tls_probe {port, servername, ca, minVersion, maxVersion, ciphers}
+//   -> {ev: "tls", ok, protocol, cipher, error}
+function tlsProbe(c) {
+  const o = { host: '127.0.0.1', port: c.port, servername: c.servername || 'localhost',
+    rejectUnauthorized: !!c.ca };
+  if (c.ca) o.ca = fs.readFileSync(c.ca);
+  for (const k of ['minVersion', 'maxVersion', 'ciphers']) if (c[k]) o[k] = c[k];
+  let done = false;
+  const finish = (ev) => { if (!done) { done = true; out(ev); } };
+  let s;
+  try { s = tls.connect(o); } catch (e) { finish({ ev: 'tls', ok: false, error: e.message }); return; }
+  s.on('secureConnect', () => {
+    finish({ ev: 'tls', ok: true, protocol: s.getProtocol(), cipher: s.getCipher().name,
+      authorized: s.authorized });
+    s.end();
+  });
+  s.on('error', (e) => finish({ ev: 'tls', ok: false, error: e.message }));
+  s.on('close', () => finish({ ev: 'tls', ok: false, error: 'closed' }));
+}
+
+// client {url, ca, protocols, send}: connect, send one text, report the echo, close 1000
+function client(c) {
+  const o = { perMessageDeflate: false };
+  if (c.ca) o.ca = fs.readFileSync(c.ca);
+  const ws = new WebSocket(c.url, c.protocols || [], o);
+  ws.on('open', () => { out({ ev: 'client-open', protocol: ws.protocol }); ws.send(c.send || 'hello'); });
+  ws.on('message', (d) => { out({ ev: 'client-message', data: d.toString() }); ws.close(1000, 'done'); });
+  ws.on('close', (code, reason) => out({ ev: 'client-close', code, reason: reason.toString() }));
+  ws.on('error', (e) => out({ ev: 'client-error', message: e.message }));
+}
+
 const commands = {
   listen,
+  tls_probe: tlsProbe,
+  client,
   send(c) {
     const p = c.size !== undefined ? pattern(c.size, !!c.binary) : Buffer.from(c.data || '', 'utf8');
     each(c, (ws) => ws.send(p, { binary: !!c.binary, compress: false }));

@@ -11,6 +11,7 @@ suites accept them.
   c.self_cert, c.self_key        self-signed, for localhost / 127.0.0.1
   c.other_cert, c.other_key      signed by the CA, only for other.test
   c.expired_cert, c.expired_key  signed by the CA, expired in 2020
+  c.rsa_cert, c.rsa_key          like cert/key with an RSA key (cipher checks)
   c.dir           the temporary directory
 ]]
 local M = {}
@@ -44,10 +45,10 @@ local function make()
 		:format(key, q(p "ca.key"), q(p "ca.pem")))
 
 	-- a leaf signed by the CA: name, CN, SAN, validity
-	local function leaf(name, cn, san, days)
+	local function leaf(name, cn, san, days, keyopt)
 		write(p(name .. ".ext"), "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\n"
 			.. "extendedKeyUsage=serverAuth\nsubjectAltName=" .. san .. "\n")
-		sh(("openssl req %s -keyout %s -out %s -subj %s"):format(key, q(p(name .. ".key")),
+		sh(("openssl req %s -keyout %s -out %s -subj %s"):format(keyopt or key, q(p(name .. ".key")),
 			q(p(name .. ".csr")), q("/CN=" .. cn)))
 		sh(("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -out %s -days %d -extfile %s")
 			:format(q(p(name .. ".csr")), q(p "ca.pem"), q(p "ca.key"), q(p(name .. ".pem")), days,
@@ -55,6 +56,7 @@ local function make()
 	end
 	leaf("server", "localhost", "DNS:localhost,IP:127.0.0.1", 2)
 	leaf("other", "other.test", "DNS:other.test", 2)
+	leaf("rsa", "localhost", "DNS:localhost,IP:127.0.0.1", 2, "-newkey rsa:2048 -nodes")
 
 	-- expired: `openssl ca` is the one command that takes explicit dates
 	write(p "ca.cnf", ([[
@@ -92,6 +94,7 @@ commonName = supplied
 		other_cert = p "other.pem", other_key = p "other.key",
 		expired_cert = p "expired.pem", expired_key = p "expired.key",
 		self_cert = p "self.pem", self_key = p "self.key",
+		rsa_cert = p "rsa.pem", rsa_key = p "rsa.key",
 		-- removes the directory when this table is collected (at the latest
 		-- when the Lua state closes)
 		_cleanup = setmetatable({}, { __gc = function() os.execute("rm -rf " .. q(dir)) end }),
