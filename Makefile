@@ -69,5 +69,8 @@ bench: build
 	@$(MAKE) --no-print-directory -C bench
 	@bench/run
 
+fuzz:
+	@./.ci/fuzz
+
 clean:
 	rm -rf build build-asan

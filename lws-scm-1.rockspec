@@ -30,7 +30,7 @@ build = {
       ["lws.core"] = {
          sources = {
             "csrc/client.c", "csrc/conn.c", "csrc/core.c", "csrc/msgbuf.c",
-            "csrc/proto.c", "csrc/request.c", "csrc/server.c", "csrc/timer.c",
+            "csrc/proto.c", "csrc/request.c", "csrc/server.c", "csrc/signal.c", "csrc/timer.c",
             "csrc/watch.c",
          },
          libraries = { "websockets" },
@@ -43,6 +43,7 @@ build = {
       ["lws.server"] = "lua/lws/server.lua",
       ["lws.http"] = "lua/lws/http.lua",
       ["lws.pubsub"] = "lua/lws/pubsub.lua",
+      ["lws.ops"] = "lua/lws/ops.lua",
       ["lws.heartbeat"] = "lua/lws/heartbeat.lua",
       ["lws.websocket"] = "lua/lws/websocket.lua",
    },

@@ -682,8 +682,10 @@ conn_ping(lua_State *L)
 static void
 check_close_args(lua_State *L, int *code, const char **reason, size_t *rlen)
 {
-	*code = (int)luaL_optinteger(L, 2, 1000);
+	lua_Integer v = luaL_optinteger(L, 2, 1000);
+
 	*reason = luaL_optlstring(L, 3, "", rlen);
+	*code = v >= 0 && v <= 65535 ? (int)v : 0;   /* range first: no wrap-around */
 	luaL_argcheck(L, proto_close_code_sendable((unsigned)*code), 2,
 		      "close code must be 1000-1003, 1007-1014 or 3000-4999");
 	luaL_argcheck(L, *rlen <= 123, 3, "close reason longer than 123 bytes");

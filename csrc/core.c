@@ -327,7 +327,9 @@ ctx_create_lws(struct ctx *x)
 	info.pt_serv_buf_size = 32768;
 	/* browsers with big cookies overflow lws's 4096-byte default */
 	info.max_http_header_data = 16384;
-	info.timeout_secs = 20;
+	/* a new connection must send its first byte within this many seconds
+	 * (then the server's handshake_timeout applies) */
+	info.timeout_secs = 10;
 	x->lws = lws_create_context(&info);
 	if (!x->lws)
 		return -1;
@@ -590,6 +592,8 @@ l_stats(lua_State *L)
 	lua_setfield(L, -2, "callback_errors");
 	lua_pushboolean(L, x->lws != NULL);
 	lua_setfield(L, -2, "context");
+	lua_pushboolean(L, x->running);
+	lua_setfield(L, -2, "running");
 	return 1;
 }
 
@@ -701,7 +705,8 @@ int
 luaopen_lws_core(lua_State *L)
 {
 	static int (*const opens[])(lua_State *) = {
-		conn_open, server_open, timer_open, watch_open, client_open, request_open, NULL
+		conn_open, server_open, timer_open, watch_open, client_open, request_open,
+		signal_open, NULL
 	};
 	struct ctx *x;
 	int i;

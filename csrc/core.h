@@ -98,6 +98,7 @@ int server_open(lua_State *L);
 int timer_open(lua_State *L);
 int watch_open(lua_State *L);
 int client_open(lua_State *L);
+int signal_open(lua_State *L);
 
 /* lws protocol callbacks */
 int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -237,6 +238,8 @@ struct server_vhost {
 	struct server_vhost *next;
 	struct lws_vhost *vh;
 	char *cert, *key, *ca;        /* all NULL: plain ws:// */
+	int handshake_timeout;        /* seconds to send complete request headers */
+	int keepalive_timeout;        /* seconds an idle keep-alive HTTP connection stays */
 	char subproto[128];           /* name of protocols[1]: see server_confirm_upgrade */
 	char name[32];                /* lws keeps a pointer to the vhost name */
 	struct lws_protocols protocols[3];
@@ -268,6 +271,9 @@ struct server {
 	int8_t pmd_level, pmd_mem_level;
 	char *iface;
 	lws_sorted_usec_list_t sul_force;
+	/* counters for server:stats() */
+	uint64_t n_accepted, n_refused, n_http;
+	uint64_t t_msgs_in, t_msgs_out, t_bytes_in, t_bytes_out, t_drops;  /* closed conns */
 };
 
 #endif

@@ -161,6 +161,9 @@ proto_token_list(const char *s, size_t len,
 	size_t i = 0;
 	int count = 0;
 
+	/* validate first: fn only ever sees the tokens of a good list */
+	if (fn && proto_token_list(s, len, NULL, NULL) < 0)
+		return -1;
 	for (;;) {
 		size_t start, end;
 
@@ -190,6 +193,8 @@ proto_list_has(const char *s, size_t len, const char *tok)
 {
 	size_t tl = strlen(tok), i = 0;
 
+	if (!tl)
+		return 0;
 	while (i < len) {
 		size_t start, end;
 

@@ -205,7 +205,8 @@ request_writeable(struct request *r)
 	free(r->body);
 	r->body = NULL;
 	{
-		int close_after = r->close_after;
+		/* a closing server lets in-flight requests finish, then hangs up */
+		int close_after = r->close_after || (r->srv && r->srv->closing);
 
 		request_release(r);
 		if (close_after)

@@ -238,6 +238,10 @@ server_http_reply(struct lws *wsi, int status, const char *extra, const char *bo
 static int
 refuse(struct lws *wsi, int status, const char *extra, const char *msg)
 {
+	struct server *s = home_server(wsi);
+
+	if (s)
+		s->n_refused++;
 	server_http_reply(wsi, status, extra, msg, strlen(msg));
 	return 1;   /* response written: lws completes the transaction */
 }
@@ -569,6 +573,11 @@ server_conn_gone(struct conn *c)
 {
 	struct server *s = c->srv;
 
+	s->t_msgs_in += c->msgs_in;
+	s->t_msgs_out += c->msgs_out;
+	s->t_bytes_in += c->bytes_in;
+	s->t_bytes_out += c->bytes_out;
+	s->t_drops += c->drops;
 	if (c->linked) {
 		if (c->prev)
 			c->prev->next = c->next;
@@ -729,6 +738,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		if (s->pmd)
 			server_pmd_setup(s, c, wsi);
 		server_link_conn(s, c);
+		s->n_accepted++;
 		if (s->closing) {
 			c->state = CONN_OPEN;
 			conn_request_close(c, 1001, "server closing", 14);
@@ -768,6 +778,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			server_http_reply(wsi, 503, "connection: close\r\n", "server is shutting down", 23);
 			return -1;
 		}
+		s->n_http++;
 		return request_start(s, wsi, push_http_request);
 
 	case LWS_CALLBACK_HTTP_BODY:
@@ -802,8 +813,8 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		/* server_sweep: in is the server closing, len 1 = force */
 		if (!s || (void *)s != in)
 			return 0;
-		if (c && len == 0)
-			return 0;   /* ws connections close gracefully on their own */
+		if ((c || r) && len == 0)
+			return 0;   /* ws connections and in-flight requests finish first */
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 		return 0;
 
@@ -818,7 +829,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 static const char *const server_fields[] = {
 	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
 	"backlog", "reuseport", "slow_consumer", "max_body_size", "request_timeout", "compression",
-	NULL
+	"handshake_timeout", "keepalive_timeout", NULL
 };
 
 static const char *const compression_fields[] = {
@@ -858,14 +869,15 @@ server_vhosts_free(struct ctx *x)
 /* The vhost for this TLS configuration (NULLs: plain), created on first
  * use and kept until the context is destroyed. Takes the strings. */
 static struct server_vhost *
-server_vhost_for(struct ctx *x, char *cert, char *key, char *ca)
+server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout, int ka_timeout)
 {
 	struct lws_context_creation_info info;
 	struct server_vhost *sv;
 	static int serial;
 
 	for (sv = x->server_vhosts; sv; sv = sv->next)
-		if (same(sv->cert, cert) && same(sv->key, key) && same(sv->ca, ca)) {
+		if (same(sv->cert, cert) && same(sv->key, key) && same(sv->ca, ca) &&
+		    sv->handshake_timeout == hs_timeout && sv->keepalive_timeout == ka_timeout) {
 			free(cert);
 			free(key);
 			free(ca);
@@ -881,6 +893,8 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca)
 	sv->cert = cert;
 	sv->key = key;
 	sv->ca = ca;
+	sv->handshake_timeout = hs_timeout;
+	sv->keepalive_timeout = ka_timeout;
 	sv->protocols[0].name = "lws-lua";
 	sv->protocols[0].callback = server_callback;
 	sv->protocols[0].user = sv;
@@ -894,7 +908,9 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca)
 	info.vhost_name = sv->name;
 	info.protocols = sv->protocols;
 	info.extensions = server_extensions;
-	info.keepalive_timeout = 5;
+	info.keepalive_timeout = ka_timeout;
+	/* from a request's first byte to its complete headers (slowloris) */
+	info.timeout_secs_ah_idle = (unsigned)hs_timeout;
 	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	if (cert) {
 		info.ssl_cert_filepath = cert;
@@ -995,7 +1011,9 @@ l_server(lua_State *L)
 	lua_pop(L, 1);
 
 	/* the vhost first: a bad certificate must not leave a socket behind */
-	s->sv = server_vhost_for(x, cert, key, ca);
+	s->sv = server_vhost_for(x, cert, key, ca,
+				 (int)core_opt_int_field(L, 1, "handshake_timeout", 10, 1, 3600),
+				 (int)core_opt_int_field(L, 1, "keepalive_timeout", 5, 1, 3600));
 	if (!s->sv) {
 		if (s->tls)
 			return core_push_error(L, "cannot create the TLS server (check the "
@@ -1070,6 +1088,39 @@ server_close(lua_State *L)
 	return 0;
 }
 
+/* c_stats() -> counters kept in C (the Lua layer adds closes by code) */
+static int
+server_c_stats(lua_State *L)
+{
+	struct server *s = server_check(L, 1);
+	uint64_t mi = s->t_msgs_in, mo = s->t_msgs_out, bi = s->t_bytes_in, bo = s->t_bytes_out,
+		 dr = s->t_drops, queued = 0;
+	struct conn *c;
+
+	for (c = s->conns; c; c = c->next) {
+		mi += c->msgs_in;
+		mo += c->msgs_out;
+		bi += c->bytes_in;
+		bo += c->bytes_out;
+		dr += c->drops;
+		queued += c->qbytes;
+	}
+	lua_createtable(L, 0, 10);
+#define SET(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
+	SET("connections", s->n_conns);
+	SET("handshakes", s->n_accepted);
+	SET("handshakes_refused", s->n_refused);
+	SET("http_requests", s->n_http);
+	SET("messages_in", mi);
+	SET("messages_out", mo);
+	SET("bytes_in", bi);
+	SET("bytes_out", bo);
+	SET("queued_bytes", queued);
+	SET("dropped", dr);
+#undef SET
+	return 1;
+}
+
 static int
 server_connections(lua_State *L)
 {
@@ -1141,6 +1192,7 @@ static const luaL_Reg server_methods[] = {
 	{ "port", server_port },
 	{ "close", server_close },
 	{ "connection_count", server_connections },
+	{ "c_stats", server_c_stats },
 	{ "fields", server_fields_tbl },
 	{ NULL, NULL }
 };

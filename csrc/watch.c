@@ -14,6 +14,7 @@ struct watch {
 	int self_ref;
 	int fn_ref;
 	int fd;                  /* our dup, owned by lws once adopted */
+	int counted;             /* in n_watches (unref() takes it out) */
 };
 
 static struct watch *
@@ -31,7 +32,9 @@ watch_detach(struct watch *w)
 		return;
 	w->wsi = NULL;
 	w->fd = -1;
-	x->n_watches--;
+	if (w->counted)
+		x->n_watches--;
+	w->counted = 0;
 	if (!x->finalizing) {
 		core_unref(x->L, &w->fn_ref);
 		core_unref(x->L, &w->self_ref);
@@ -104,8 +107,22 @@ l_watch(lua_State *L)
 	w->self_ref = core_ref_self(L, -1);
 	lua_pushvalue(L, 2);
 	w->fn_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	w->counted = 1;
 	x->n_watches++;
 	return 1;
+}
+
+/* unref(): this watch no longer keeps run() alive nor counts as live */
+static int
+watch_unref(lua_State *L)
+{
+	struct watch *w = watch_check(L, 1);
+
+	if (w->counted) {
+		w->counted = 0;
+		w->ctx->n_watches--;
+	}
+	return 0;
 }
 
 static int
@@ -133,6 +150,7 @@ watch_gc(lua_State *L)
 
 static const luaL_Reg watch_methods[] = {
 	{ "close", watch_close },
+	{ "unref", watch_unref },
 	{ NULL, NULL }
 };
 

@@ -27,17 +27,25 @@ local tracked = { servers = {}, peers = {}, raws = {} }
 H.errors = {}
 lws.on_error(function(msg) H.errors[#H.errors + 1] = msg end)
 
-function H.run_until(pred, ms, what)
+-- poll_ms: also re-check pred that often (for conditions outside the loop,
+-- such as a file another process writes)
+function H.run_until(pred, ms, what, poll_ms)
 	if pred() then return true end
 	ms = (ms or 5000) * H.SLOW
 	local timed_out = false
 	local t = core.timer(ms, 0, function() timed_out = true; core.stop() end)
 	t:unref()
+	local tick
+	if poll_ms then
+		tick = core.timer(poll_ms, poll_ms, function() end)
+		tick:unref()
+	end
 	while not timed_out do
 		core.run("once")
 		if pred() then break end
 	end
 	t:stop()
+	if tick then tick:stop() end
 	if timed_out and not pred() then
 		error(("timed out after %d ms waiting for %s"):format(ms, what or "a condition"), 2)
 	end

@@ -38,10 +38,13 @@ local core_fields = {
 	host = true, port = true, tls = true, max_message_size = true, max_queue_bytes = true,
 	close_timeout = true, backlog = true, reuseport = true, slow_consumer = true,
 	max_body_size = true, request_timeout = true, compression = true,
+	handshake_timeout = true, keepalive_timeout = true,
 }
 local lua_fields = {
 	verify = "function", handle_protocols = "function", path = "string",
 	heartbeat = "table", app_heartbeat = "table",
+	max_connections = "number", origins = "table", handshake_rate = "number",
+	idle_timeout = "number",
 }
 
 local function check_options(opts)
@@ -89,10 +92,37 @@ local function lazy_headers(req, obj)
 	end })
 end
 
+-- token bucket for handshake_rate (new handshakes per second)
+local function rate_ok(f, rate)
+	local now = core.now()
+	local tokens = math.min(rate, (f._tokens or rate) + (now - (f._tokens_at or now)) * rate / 1000)
+	f._tokens_at = now
+	if tokens < 1 then
+		f._tokens = tokens
+		return false
+	end
+	f._tokens = tokens - 1
+	return true
+end
+
 function server_events.upgrade(srv, ws, req)
 	lazy_headers(req, ws)
 	local f = srv:fields()
 	local o = f.options
+	if o.handshake_rate and not rate_ok(f, o.handshake_rate) then
+		return false, 503, "Retry-After: 1\r\n", "too many new connections, retry later"
+	end
+	if o.max_connections and srv:connection_count() >= o.max_connections then
+		return false, 503, "Retry-After: 5\r\n", "server is at its connection limit"
+	end
+	if o.origins then
+		-- the defence against cross-site WebSocket hijacking: a browser always
+		-- sends Origin; clients that send none are not browsers
+		local origin = req.headers.origin
+		if origin and not f._origins[origin:lower()] then
+			return false, 403, nil, "origin not allowed"
+		end
+	end
 	local ep
 	if f._endpoints then
 		ep = f._endpoints[req.path]
@@ -165,7 +195,11 @@ end
 function conn_events.close(ws, code, reason, clean)
 	local f = ws:fields()
 	local srv = f._server
-	if srv then srv:fields().clients[ws] = nil end
+	if srv then
+		local sf = srv:fields()
+		sf.clients[ws] = nil
+		sf.closes[code] = (sf.closes[code] or 0) + 1
+	end
 	pubsub.forget(ws)
 	f._server = nil
 	-- handlers go after this event: nothing fires after close
@@ -190,6 +224,7 @@ function M.install(lws, handlers)
 	end
 	http.install(server_methods)
 	pubsub.install(server_methods, conn_methods)
+	require("lws.ops").install(lws, server_methods)
 
 	--- server:websocket(path, on_connection[, { verify =, handle_protocols = }])
 	-- A WebSocket endpoint: once one exists, upgrades to other paths get 404.
@@ -246,6 +281,12 @@ function M.new(opts)
 	local f = srv:fields()
 	f.options = opts
 	f.clients = {}
+	f.closes = {}
+	if opts.origins then
+		f._origins = {}
+		for _, o in ipairs(opts.origins) do f._origins[tostring(o):lower()] = true end
+	end
+	if opts.idle_timeout then require("lws.ops").idle_sweep(srv, opts.idle_timeout) end
 	if opts.app_heartbeat then
 		local ah = opts.app_heartbeat
 		if type(ah.ping) ~= "string" or type(ah.pong) ~= "string" then
