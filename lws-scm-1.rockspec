@@ -31,7 +31,7 @@ build = {
          sources = {
             "csrc/client.c", "csrc/conn.c", "csrc/core.c", "csrc/msgbuf.c",
             "csrc/proto.c", "csrc/request.c", "csrc/server.c", "csrc/signal.c", "csrc/timer.c",
-            "csrc/watch.c",
+            "csrc/watch.c", "csrc/workers.c",
          },
          libraries = { "websockets" },
          incdirs = { "$(WEBSOCKETS_INCDIR)" },

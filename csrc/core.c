@@ -17,6 +17,8 @@
 
 static struct ctx *log_ctx;   /* lws_set_log_level is process-wide: one hook */
 
+static struct ctx *core_state(lua_State *L);
+
 struct deferred {
 	struct deferred *next;
 	deferred_fn fn;
@@ -236,7 +238,7 @@ log_emit(int level, const char *line)
 static int
 l_set_log(lua_State *L)
 {
-	struct ctx *x = core_ctx(L);
+	struct ctx *x = core_state(L);
 	int levels = (int)luaL_optinteger(L, 1, 0);
 
 	if (!lua_isnoneornil(L, 2))
@@ -396,8 +398,9 @@ core_wake(struct ctx *x)
 		lws_cancel_service(x->lws);
 }
 
-struct ctx *
-core_ctx(lua_State *L)
+/* the per-state record, without creating the lws context */
+static struct ctx *
+core_state(lua_State *L)
 {
 	struct ctx *x;
 
@@ -406,6 +409,14 @@ core_ctx(lua_State *L)
 	lua_pop(L, 1);
 	if (!x)
 		luaL_error(L, "lws.core is not initialised");
+	return x;
+}
+
+struct ctx *
+core_ctx(lua_State *L)
+{
+	struct ctx *x = core_state(L);
+
 	if (!x->lws) {
 		if (x->finalizing)
 			luaL_error(L, "lws is shutting down");
@@ -413,6 +424,17 @@ core_ctx(lua_State *L)
 			luaL_error(L, "cannot create the libwebsockets context");
 	}
 	return x;
+}
+
+int
+core_ctx_exists(lua_State *L)
+{
+	struct ctx *x;
+
+	lua_getfield(L, LUA_REGISTRYINDEX, CTX_KEY);
+	x = lua_touserdata(L, -1);
+	lua_pop(L, 1);
+	return x && x->lws;
 }
 
 struct ctx *
@@ -536,7 +558,7 @@ l_shutdown(lua_State *L)
 static int
 l_set_dispatch(lua_State *L)
 {
-	struct ctx *x = core_ctx(L);
+	struct ctx *x = core_state(L);
 
 	luaL_checktype(L, 1, LUA_TFUNCTION);
 	core_unref(L, &x->dispatch_ref);
@@ -547,7 +569,7 @@ l_set_dispatch(lua_State *L)
 static int
 l_set_error_handler(lua_State *L)
 {
-	struct ctx *x = core_ctx(L);
+	struct ctx *x = core_state(L);
 
 	if (!lua_isnoneornil(L, 1))
 		luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -562,7 +584,7 @@ l_set_error_handler(lua_State *L)
 static int
 l_report(lua_State *L)
 {
-	struct ctx *x = core_ctx(L);
+	struct ctx *x = core_state(L);
 
 	core_report(x, luaL_checkstring(L, 1));
 	return 0;
@@ -706,7 +728,7 @@ luaopen_lws_core(lua_State *L)
 {
 	static int (*const opens[])(lua_State *) = {
 		conn_open, server_open, timer_open, watch_open, client_open, request_open,
-		signal_open, NULL
+		signal_open, workers_open, NULL
 	};
 	struct ctx *x;
 	int i;

@@ -829,7 +829,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 static const char *const server_fields[] = {
 	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
 	"backlog", "reuseport", "slow_consumer", "max_body_size", "request_timeout", "compression",
-	"handshake_timeout", "keepalive_timeout", NULL
+	"handshake_timeout", "keepalive_timeout", "workers", NULL
 };
 
 static const char *const compression_fields[] = {
@@ -940,13 +940,13 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 static int
 l_server(lua_State *L)
 {
-	struct ctx *x = core_ctx(L);
+	struct ctx *x;
 	char *cert = NULL, *key = NULL, *ca = NULL;
 	lws_adopt_desc_t ad;
 	struct server *s;
 	const char *host;
 	char err[256];
-	int port, backlog, reuseport, fd;
+	int port, backlog, reuseport, fd, workers;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	core_check_fields(L, 1, server_fields);
@@ -954,6 +954,17 @@ l_server(lua_State *L)
 	port = (int)core_opt_int_field(L, 1, "port", 0, 0, 65535);
 	backlog = (int)core_opt_int_field(L, 1, "backlog", 511, 1, 65535);
 	reuseport = core_opt_bool_field(L, 1, "reuseport", 0);
+	workers = (int)core_opt_int_field(L, 1, "workers", 0, 0, 256);
+	if (workers) {
+		/* before any context exists: the parent never comes back */
+		if (workers_fork(L, host, &port, workers) < 0) {
+			snprintf(err, sizeof(err), "cannot listen on %s:%d: %s", host, port,
+				 strerror(errno));
+			return core_push_error(L, err, "listen");
+		}
+		reuseport = 1;
+	}
+	x = core_ctx(L);
 
 	s = lua_newuserdatauv(L, sizeof(*s), 1);
 	memset(s, 0, sizeof(*s));

@@ -142,11 +142,22 @@ function M.on_signal(sig, fn)
 	return true
 end
 
+--- in a worker process: SIGTERM/SIGINT close every connection with 1001
+-- (queued messages first), then the worker exits
+function M.worker_signals(srv)
+	local function stop()
+		srv:shutdown(5, function() os.exit(0, true) end)
+	end
+	M.on_signal("SIGTERM", stop)
+	M.on_signal("SIGINT", stop)
+end
+
 function M.install(lws, server_methods)
 	server_methods.stats = server_stats
 	server_methods.metrics = server_metrics
 	server_methods.shutdown = server_shutdown
 	lws.on_signal = M.on_signal
+	lws.worker_index = core.worker_index
 end
 
 return M

@@ -38,7 +38,7 @@ local core_fields = {
 	host = true, port = true, tls = true, max_message_size = true, max_queue_bytes = true,
 	close_timeout = true, backlog = true, reuseport = true, slow_consumer = true,
 	max_body_size = true, request_timeout = true, compression = true,
-	handshake_timeout = true, keepalive_timeout = true,
+	handshake_timeout = true, keepalive_timeout = true, workers = true,
 }
 local lua_fields = {
 	verify = "function", handle_protocols = "function", path = "string",
@@ -282,6 +282,11 @@ function M.new(opts)
 	f.options = opts
 	f.clients = {}
 	f.closes = {}
+	if opts.workers then
+		-- a worker: SIGTERM from the supervisor closes with 1001 and exits
+		f.worker = core.worker_index()
+		require("lws.ops").worker_signals(srv)
+	end
 	if opts.origins then
 		f._origins = {}
 		for _, o in ipairs(opts.origins) do f._origins[tostring(o):lower()] = true end

@@ -1,0 +1,83 @@
+-- lws.server{ workers = N }: worker processes on one port, supervised.
+local H = require "helper"
+
+local function read(path)
+	local f = io.open(path)
+	if not f then return "" end
+	local s = f:read("a")
+	f:close()
+	return s
+end
+
+local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
+
+describe("workers", function()
+	local out, parent
+	after_each(function()
+		if parent and alive(parent) then os.execute("kill -KILL " .. parent) end
+		H.clean()
+		if out then os.remove(out) end
+	end)
+
+	it("serve one port from two processes, restart a dead one, stop gracefully on SIGTERM", function()
+		out = os.tmpname()
+		local pidfile = os.tmpname()
+		os.execute(("env -u LD_PRELOAD %s/bin/lws-lua %s/spec/support/workers_server.lua >%s 2>&1 & echo $! >%s")
+			:format(H.ROOT, H.ROOT, out, pidfile))
+		parent = tonumber(read(pidfile))
+		os.remove(pidfile)
+		local workers = {}
+		local function scan()
+			for idx, pid in read(out):gmatch("worker (%d) pid (%d+) listening") do workers[tonumber(idx)] = pid end
+			return workers[1] and workers[2]
+		end
+		H.run_until(scan, 10000, "two workers", 20)
+		local port = tonumber(read(out):match("ws://127%.0%.0%.1:(%d+)/"))
+
+		-- connections spread over both workers; each answers
+		local function answers(n)
+			local seen, peers = {}, {}
+			for i = 1, n do
+				local p = H.node()
+				p:cmd { cmd = "connect", url = "ws://127.0.0.1:" .. port .. "/" }
+				p:wait("open")
+				p:cmd { cmd = "send", data = "hi" .. i, track = false }
+				local idx, pid, data = p:wait("message").data:match("^(%d+):(%d+):(.*)$")
+				assert.are.equal("hi" .. i, data)
+				seen[tonumber(idx)] = pid
+				peers[i] = p
+			end
+			return seen, peers
+		end
+		local seen, peers = answers(12)
+		assert.are.same({ workers[1], workers[2] }, { seen[1], seen[2] })
+
+		-- a worker killed: restarted and serving again
+		local old = workers[1]
+		os.execute("kill -KILL " .. old)
+		H.run_until(function() scan(); return workers[1] ~= old end, 10000, "worker 1 to restart", 20)
+		assert.matches("worker 1 %(pid " .. old .. "%) killed by signal 9; restarting", read(out))
+		seen = answers(12)
+		assert.are.equal(workers[1], seen[1])
+
+		-- SIGTERM to the supervisor: every connection gets 1001, nobody is left
+		local remaining = {}
+		for _, p in ipairs(peers) do if not p:has("close") then remaining[#remaining + 1] = p end end
+		os.execute("kill -TERM " .. parent)
+		for _, p in ipairs(remaining) do
+			local ev = p:wait("close", 10000)
+			assert.are.equal(1001, ev.code)
+		end
+		H.run_until(function()
+			return not alive(parent) and not alive(workers[1]) and not alive(workers[2])
+		end, 10000, "the supervisor and its workers to exit", 20)
+	end)
+
+	it("refuses workers once lws is in use", function()
+		local lws = require "lws"
+		local t = lws.set_timeout(function() end, 1000)
+		assert.has_error(function() lws.server { port = 0, workers = 2 } end,
+			"'workers' must come before anything else uses lws (a server, client, timer or watch already exists)")
+		t:stop()
+	end)
+end)
