@@ -35,6 +35,7 @@
 #define BC_RING (1u << 20)         /* broadcast messages tracked at once */
 #define BC_HDR 34                  /* "%016x %016x " */
 #define PATLEN 4093                /* prime, so payloads of nearby seqs differ */
+#define MAX_CORES 64
 
 enum mode { M_ECHO, M_LATENCY, M_BROADCAST, M_CONNECT, M_IDLE, M_SELFTEST };
 static const char *const mode_names[] = {
@@ -124,6 +125,9 @@ static struct {
 	uint64_t hist[H_N], hcount, hmax;
 	long rss_before, rss_after, rss_end;
 	double cpu_ms, cpu_me, scpu_ms, scpu_me;   /* CPU seconds at window edges */
+	double all_ms, all_me;                     /* all CPUs, busy seconds */
+	double core_ms[MAX_CORES], core_me[MAX_CORES];  /* per CPU, incl. softirq */
+	int ncores;
 	/* selftest sink */
 	struct buf st_msgs;
 	uint32_t st_count;
@@ -1321,6 +1325,42 @@ static double server_cpu_s(void)
 	return ok ? (double)(ut + st) / (double)sysconf(_SC_CLK_TCK) : -1;
 }
 
+/*
+ * /proc/stat, in seconds: *all = busy time of the machine without softirq
+ * (processes' times exclude it too, so what neither we nor the server used
+ * was someone else's load: on two cores that matters); core[i] = busy time
+ * of CPU i including softirq, where loopback TCP does much of its work.
+ */
+static int read_proc_stat(double *all, double *core)
+{
+	unsigned long long v[8];
+	double hz = (double)sysconf(_SC_CLK_TCK);
+	char line[512];
+	int n = 0, id;
+	FILE *f = fopen("/proc/stat", "r");
+
+	*all = -1;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f) && !strncmp(line, "cpu", 3)) {
+		/* user nice system idle iowait irq softirq steal */
+		if (line[3] != ' ' && sscanf(line + 3, "%d %llu %llu %llu %llu %llu %llu %llu %llu", &id,
+			   &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]) == 9) {
+			if (id >= 0 && id < MAX_CORES) {
+				core[id] = (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / hz;
+				if (id + 1 > n)
+					n = id + 1;
+			}
+		} else if (sscanf(line + 3, " %llu %llu %llu %llu %llu %llu %llu %llu",
+				  &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
+				  &v[7]) == 8) {
+			*all = (double)(v[0] + v[1] + v[2] + v[5] + v[7]) / hz;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
 static void window_open(uint64_t now)
 {
 	if (O.mode != M_CONNECT)
@@ -1328,6 +1368,7 @@ static void window_open(uint64_t now)
 	G.t_ms = now;
 	G.cpu_ms = self_cpu_s();
 	G.scpu_ms = server_cpu_s();
+	G.ncores = read_proc_stat(&G.all_ms, G.core_ms);
 }
 
 static void window_close(uint64_t now)
@@ -1335,6 +1376,7 @@ static void window_close(uint64_t now)
 	G.t_me = now;
 	G.cpu_me = self_cpu_s();
 	G.scpu_me = server_cpu_s();
+	read_proc_stat(&G.all_me, G.core_me);
 	G.rss_end = read_rss_kib(O.server_pid);
 }
 
@@ -1731,11 +1773,18 @@ static void report(void)
 	if (O.mode == M_ECHO || O.mode == M_LATENCY || O.mode == M_IDLE)
 		printf(" sent_total=%" PRIu64 " recv_total=%" PRIu64, G.sent_total,
 		       G.recv_total);
-	if (window_s() > 0)
-		printf(" loadgen_cpu=%.2f server_cpu=%.2f",
-		       (G.cpu_me - G.cpu_ms) / window_s(),
-		       G.scpu_ms >= 0 && G.scpu_me >= 0 ?
-		       (G.scpu_me - G.scpu_ms) / window_s() : -1.0);
+	if (window_s() > 0) {
+		double self = G.cpu_me - G.cpu_ms, srv = G.scpu_me - G.scpu_ms;
+		int have = G.scpu_ms >= 0 && G.scpu_me >= 0;
+
+		printf(" loadgen_cpu=%.2f server_cpu=%.2f other_cpu=%.2f",
+		       self / window_s(), have ? srv / window_s() : -1.0,
+		       have && G.all_ms >= 0 ? (G.all_me - G.all_ms - self - srv) /
+		       window_s() : -1.0);
+		for (int i = 0; i < G.ncores; i++)
+			printf("%s%.2f", i ? "," : " core_busy=",
+			       (G.core_me[i] - G.core_ms[i]) / window_s());
+	}
 	printf(" errors=%" PRIu64 " mismatches=%" PRIu64 " lost=%" PRIu64
 	       " closed_errors=%" PRIu64 " conn_errors=%" PRIu64 " proto_errors=%" PRIu64
 	       " unclean_close=%" PRIu64 " fragmented=%" PRIu64 " server_rss_kib=%ld"

@@ -10,6 +10,11 @@ update_readme = update_readme == "1"
 settings = settings or ""
 
 local bench = arg[0]:match("^(.*)/[^/]*$") or "."
+do -- absolute, for node's require below
+  local p = io.popen("cd '" .. bench .. "' && pwd")
+  bench = p:read("l") or bench
+  p:close()
+end
 local REF_C, REF_NODE = "c-lws", "node-ws"
 
 -- metrics shown per suite: key, label, direction
@@ -95,22 +100,24 @@ end)
 local kernel_max = {}   -- per case: worst loopback drops / retransmissions
 
 local function collect(case, server, key)
-  local vals, errors, n, lcpu, scpu = {}, 0, 0, 0, {}
+  local vals, errors, n, lcpu, scpu, c0, c1 = {}, 0, 0, {}, {}, {}, {}
   for _, r in ipairs(runs) do
     if r.case == case and r.server == server then
       n = n + 1
       for _, k in ipairs({ "net_drops", "tcp_retrans" }) do
-        if type(r[k]) == "number" and r[k] > (kernel_max[case .. k] or 0) then
-          kernel_max[case .. k] = r[k]
+        if type(r[k]) == "number" then
+          kernel_max[case .. k] = math.max(kernel_max[case .. k] or 0, r[k])
         end
       end
       errors = errors + (tonumber(r.errors) or 0)
       if type(r[key]) == "number" then vals[#vals + 1] = r[key] end
-      if type(r.loadgen_cpu) == "number" and r.loadgen_cpu > lcpu then lcpu = r.loadgen_cpu end
+      if type(r.loadgen_cpu) == "number" then lcpu[#lcpu + 1] = r.loadgen_cpu end
       if type(r.server_cpu) == "number" and r.server_cpu >= 0 then scpu[#scpu + 1] = r.server_cpu end
+      local a, b = tostring(r.core_busy or ""):match("^([%d.]+),([%d.]+)")
+      if a then c0[#c0 + 1] = tonumber(a); c1[#c1 + 1] = tonumber(b) end
     end
   end
-  return median(vals), errors, n, lcpu, median(scpu)
+  return median(vals), errors, n, median(lcpu), median(scpu), median(c0), median(c1)
 end
 
 -- the table
@@ -127,8 +134,8 @@ end
 local head = { "case", "metric" }
 for _, s in ipairs(servers) do head[#head + 1] = s end
 for _, rc in ipairs(ratio_cols) do head[#head + 1] = rc[1] .. " ÷ " .. rc[2] end
-head[#head + 1] = "server CPU"
-head[#head + 1] = "loadgen CPU max"
+head[#head + 1] = "CPU: server / loadgen"
+head[#head + 1] = "CPU 0 / 1 busy"
 head[#head + 1] = "drops / retrans max"
 head[#head + 1] = "errors"
 
@@ -138,14 +145,14 @@ for _, case in ipairs(cases) do
   for mi, m in ipairs(METRICS[suite] or {}) do
     local key, label, dir = m[1], m[2], m[3]
     local row = { mi == 1 and case_label(case) or "", label .. (dir == "up" and " ↑" or " ↓") }
-    local med, lmax, cpus, errs = {}, 0, {}, {}
+    local med, cpus, cores, errs = {}, {}, {}, {}
     for _, s in ipairs(servers) do
-      local v, e, n, lc, sc = collect(case, s, key)
+      local v, e, n, lc, sc, b0, b1 = collect(case, s, key)
+      cores[#cores + 1] = b0 and string.format("%.0f/%.0f%%", b0 * 100, b1 * 100) or "—"
       med[s] = v
-      if lc > lmax then lmax = lc end
       if n > 0 then
         row[#row + 1] = fmt(v, key) .. (e > 0 and " ⚠" or "")
-        cpus[#cpus + 1] = sc and string.format("%.0f%%", sc * 100) or "—"
+        cpus[#cpus + 1] = (sc and lc) and string.format("%.0f/%.0f%%", sc * 100, lc * 100) or "—"
         if e > 0 then
           errs[#errs + 1] = s .. " " .. e
           if mi == 1 then problems[#problems + 1] = string.format("%s: %s had %d errors over %d runs", case_label(case), s, e, n) end
@@ -161,8 +168,10 @@ for _, case in ipairs(cases) do
     end
     local anycpu = false
     for _, c in ipairs(cpus) do if c ~= "—" then anycpu = true end end
-    row[#row + 1] = (mi == 1 and anycpu) and table.concat(cpus, " / ") or ""
-    row[#row + 1] = (mi == 1 and lmax > 0) and string.format("%.0f%%", lmax * 100) or ""
+    row[#row + 1] = (mi == 1 and anycpu) and table.concat(cpus, " · ") or ""
+    local anycore = false
+    for _, c in ipairs(cores) do if c ~= "—" then anycore = true end end
+    row[#row + 1] = (mi == 1 and anycore) and table.concat(cores, " · ") or ""
     row[#row + 1] = (mi == 1 and kernel_max[case .. "net_drops"] ~= nil) and
       string.format("%s / %s", commas(kernel_max[case .. "net_drops"] or 0),
         commas(kernel_max[case .. "tcp_retrans"] or 0)) or ""
@@ -172,6 +181,17 @@ for _, case in ipairs(cases) do
 end
 
 local function md_table()
+  -- drop columns nothing was recorded for (older result files lack some)
+  for c = #head, 3, -1 do
+    local any = false
+    for _, r in ipairs(rows) do
+      if r[c] and r[c] ~= "" and r[c] ~= "—" then any = true end
+    end
+    if not any then
+      table.remove(head, c)
+      for _, r in ipairs(rows) do table.remove(r, c) end
+    end
+  end
   local out = { "| " .. table.concat(head, " | ") .. " |" }
   local sep = {}
   for i = 1, #head do sep[i] = i <= 2 and "---" or "---:" end
@@ -250,7 +270,7 @@ if have_gnuplot and (#plots[1] > 0 or #plots[2] > 0) then
   local f = assert(io.open(gp, "w"))
   f:write("set terminal pngcairo size 1200,480 font 'sans,10'\n")
   f:write("set output '", png, "'\n")
-  f:write("set multiplot layout 1,2\nset logscale x\nset grid\nset key top right\n")
+  f:write("set multiplot layout 1,2\nset logscale x\nset grid\nset key bottom left\n")
   f:write("set xlabel 'connections'\nset format y '%.0s%c'\n")
   f:write("set title 'echo round trips/s (higher is better)'\nset yrange [0:*]\n")
   if #plots[1] > 0 then f:write("plot ", table.concat(plots[1], ", \\\n  "), "\n") end
@@ -259,7 +279,7 @@ if have_gnuplot and (#plots[1] > 0 or #plots[2] > 0) then
   if #plots[2] > 0 then f:write("plot ", table.concat(plots[2], ", \\\n  "), "\n") end
   f:write("unset multiplot\n")
   f:close()
-  figure_ok = os.execute("gnuplot '" .. gp .. "'")
+  figure_ok = os.execute("gnuplot '" .. gp .. "' 2>'" .. outdir .. "/gnuplot.log'")
 end
 
 local function sh(cmd)
@@ -272,31 +292,50 @@ end
 local cpu = sh("sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1")
 local env = string.format("%s, %s cores, Linux %s; libwebsockets %s; Node %s, ws %s",
   cpu ~= "" and cpu or "unknown CPU", sh("nproc"), sh("uname -r"),
-  sh("pkg-config --modversion libwebsockets"), sh("node --version"),
+  (sh("pkg-config --modversion libwebsockets"):gsub("%-$", "")), sh("node --version"),
   sh("node -p \"require('" .. bench .. "/../node_modules/ws/package.json').version\""))
 
 local out = {}
-out[#out + 1] = string.format("Measured %s UTC on %s.", os.date("!%Y-%m-%d %H:%M"), env)
+-- bench/run names results by their start time: results-20260101T120000Z.txt
+local y, mo, d, h, mi = results_path:match("results%-(%d%d%d%d)(%d%d)(%d%d)T(%d%d)(%d%d)")
+local when = y and string.format("%s-%s-%s %s:%s", y, mo, d, h, mi) or os.date("!%Y-%m-%d %H:%M")
+out[#out + 1] = string.format("Measured from %s UTC on %s.", when, env)
 out[#out + 1] = ""
+local has = {}
+for _, h in ipairs(head) do has[h] = true end
 out[#out + 1] = string.format("Settings: `%s`; %d repetition%s per case, servers interleaved, " ..
   "medians shown; ratios are median ÷ median (↑ higher is better, ↓ lower is better). " ..
-  "\"server CPU\" is the median share of CPU 0 the server used while measured " ..
-  "(about 100%% means the server was the bottleneck); \"loadgen CPU max\" is the " ..
-  "load generator's highest share of CPU 1; \"drops / retrans\" are the most " ..
-  "loopback packets dropped from the kernel's per-CPU backlog and TCP segments " ..
-  "retransmitted during one run of the case.", settings, reps, reps == 1 and "" or "s")
+  "\"CPU: server / loadgen\" is the median share of a CPU each process used while " ..
+  "measured, per server", settings, reps, reps == 1 and "" or "s") ..
+  (has["CPU 0 / 1 busy"] and "; \"CPU 0 / 1 busy\" is how busy the server's core and the " ..
+    "load generator's core were, kernel softirq work included (about 100% on CPU 0 " ..
+    "and less on CPU 1 means the server was the bottleneck)" or "") ..
+  (has["drops / retrans max"] and "; \"drops / retrans\" are the most loopback packets " ..
+    "dropped from the kernel's per-CPU backlog and TCP segments retransmitted during " ..
+    "one run of the case" or "") .. "."
 out[#out + 1] = ""
 out[#out + 1] = table_md
 out[#out + 1] = ""
-local busy = {}
+local busy, checked = {}, 0
 for _, r in ipairs(runs) do
-  if type(r.noise) == "number" and r.noise > 0.10 then
-    busy[#busy + 1] = string.format("%s %s rep %d (%.0f%%)", case_label(r.case), r.server, r.rep, r.noise * 100)
+  if type(r.other_cpu) == "number" or type(r.noise) == "number" then checked = checked + 1 end
+  local other = type(r.other_cpu) == "number" and r.other_cpu or -1
+  local before = type(r.noise) == "number" and r.noise * 2 or -1   -- noise is of 2 CPUs
+  if other > 0.10 or before > 0.20 then
+    busy[#busy + 1] = string.format("%s %s rep %d (%.2f of a CPU)", case_label(r.case),
+      r.server, r.rep, math.max(other, before))
   end
 end
 if #busy > 0 then
-  out[#out + 1] = "Runs that started while something else kept the machine more than 10% busy: " ..
+  out[#out + 1] = "Runs during which other work on the machine used more than 0.1 of a CPU: " ..
     table.concat(busy, "; ") .. "."
+  out[#out + 1] = ""
+elseif checked == #runs then
+  out[#out + 1] = "No other work used more than 0.1 of a CPU during any run (checked from /proc/stat)."
+  out[#out + 1] = ""
+else
+  out[#out + 1] = string.format("Other load on the machine was not recorded for %d of %d runs.",
+    #runs - checked, #runs)
   out[#out + 1] = ""
 end
 if #problems > 0 then

@@ -227,7 +227,13 @@ main(int argc, const char **argv)
 	info.port = port;
 	info.iface = "127.0.0.1";
 	info.protocols = protocols;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/*
+	 * Without DISABLE_IPV6, lws 4.1.6 binds an IPv6 socket and parses an
+	 * IPv4 iface into the wrong sockaddr field: it listens on [::]:port,
+	 * every interface. IPv4 only, it binds 127.0.0.1 as asked.
+	 */
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 |
+		       LWS_SERVER_OPTION_DISABLE_IPV6;
 
 	context = lws_create_context(&info);
 	if (!context) {
