@@ -24,6 +24,7 @@
 #define CTX_MT "lws.context"
 #define WATCH_MT "lws.watch"
 #define REQUEST_MT "lws.request"
+#define REDIS_MT "lws.redis.conn"
 
 struct server;
 struct conn;
@@ -31,7 +32,7 @@ struct conn;
 /* Every object we hang on a wsi (lws_set_opaque_user_data) starts with
  * one of these, so a callback can tell what it was given. */
 enum obj_kind { KIND_CONN = 0x636f6e6e, KIND_SERVER = 0x73727672, KIND_WATCH = 0x77746368,
-		KIND_REQUEST = 0x72657175 };
+		KIND_REQUEST = 0x72657175, KIND_REDIS = 0x72656473 };
 
 static inline void *
 core_opaque(struct lws *wsi, int kind)
@@ -66,6 +67,7 @@ struct ctx {
 	int destroying;                      /* inside lws_context_destroy */
 	lws_sorted_usec_list_t sul_deferred; /* runs deferred work on the next turn */
 	struct deferred *deferred_head, *deferred_tail;
+	unsigned char batch[LWS_PRE + 65536];   /* conn.c write_batch scratch */
 };
 
 /* core.c */
@@ -110,6 +112,12 @@ int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 		    void *in, size_t len);
 int watch_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 		   void *in, size_t len);
+
+/* redis.c: a hiredis connection whose socket watch.c's raw-file protocol watches */
+struct redis_conn;
+int redis_open(lua_State *L);
+int redis_watch_callback(struct redis_conn *rc, struct lws *wsi,
+			 enum lws_callback_reasons reason);
 
 /* msgbuf.c: one payload shared by many send queues */
 struct msgbuf {
