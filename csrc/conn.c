@@ -267,13 +267,34 @@ static void
 deliver(struct conn *c, const char *p, size_t len)
 {
 	struct ctx *x = c->ctx;
+	lua_State *L = x->L;
+	int top;
 
 	c->msgs_in++;
 	c->bytes_in += len;
+	if (x->finalizing)
+		return;
+	/* fast path: the Lua layer keeps the one "message" handler of a
+	 * connection in its fields as _onmessage; call it directly */
+	if (!lua_checkstack(L, 8))
+		return;
+	top = lua_gettop(L);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+	if (lua_getiuservalue(L, top + 1, 1) == LUA_TTABLE &&
+	    lua_getfield(L, top + 2, "_onmessage") == LUA_TFUNCTION) {
+		lua_replace(L, top + 1);
+		lua_settop(L, top + 1);
+		lua_pushlstring(L, p, len);
+		lua_pushboolean(L, c->rx_binary);
+		if (core_call(x, 2, 0))
+			conn_fail(c, 1011, "internal error");
+		return;
+	}
+	lua_settop(L, top);
 	if (core_dispatch_prepare(x, c->self_ref, "message"))
 		return;
-	lua_pushlstring(x->L, p, len);
-	lua_pushboolean(x->L, c->rx_binary);
+	lua_pushlstring(L, p, len);
+	lua_pushboolean(L, c->rx_binary);
 	conn_emit_ok(c, 2);
 }
 

@@ -251,6 +251,7 @@ struct server_vhost {
 	char *cert, *key, *ca;        /* all NULL: plain ws:// */
 	int handshake_timeout;        /* seconds to send complete request headers */
 	int keepalive_timeout;        /* seconds an idle keep-alive HTTP connection stays */
+	int rx_buffer_size;           /* lws's per-connection receive buffer */
 	char subproto[128];           /* name of protocols[1]: see server_confirm_upgrade */
 	char name[32];                /* lws keeps a pointer to the vhost name */
 	struct lws_protocols protocols[3];

@@ -829,7 +829,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 static const char *const server_fields[] = {
 	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
 	"backlog", "reuseport", "slow_consumer", "max_body_size", "request_timeout", "compression",
-	"handshake_timeout", "keepalive_timeout", "workers", NULL
+	"handshake_timeout", "keepalive_timeout", "workers", "rx_buffer_size", NULL
 };
 
 static const char *const compression_fields[] = {
@@ -869,7 +869,8 @@ server_vhosts_free(struct ctx *x)
 /* The vhost for this TLS configuration (NULLs: plain), created on first
  * use and kept until the context is destroyed. Takes the strings. */
 static struct server_vhost *
-server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout, int ka_timeout)
+server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout, int ka_timeout,
+		 int rx_size)
 {
 	struct lws_context_creation_info info;
 	struct server_vhost *sv;
@@ -877,7 +878,8 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 
 	for (sv = x->server_vhosts; sv; sv = sv->next)
 		if (same(sv->cert, cert) && same(sv->key, key) && same(sv->ca, ca) &&
-		    sv->handshake_timeout == hs_timeout && sv->keepalive_timeout == ka_timeout) {
+		    sv->handshake_timeout == hs_timeout && sv->keepalive_timeout == ka_timeout &&
+		    sv->rx_buffer_size == rx_size) {
 			free(cert);
 			free(key);
 			free(ca);
@@ -895,12 +897,18 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	sv->ca = ca;
 	sv->handshake_timeout = hs_timeout;
 	sv->keepalive_timeout = ka_timeout;
+	sv->rx_buffer_size = rx_size;
 	sv->protocols[0].name = "lws-lua";
 	sv->protocols[0].callback = server_callback;
 	sv->protocols[0].user = sv;
+	/* lws allocates this per connection: small keeps idle connections
+	 * small (2 KiB: 4.7 KiB per idle connection in all, bench/README.md),
+	 * big means fewer RECEIVE callbacks for big messages */
+	sv->protocols[0].rx_buffer_size = (size_t)rx_size;
 	sv->protocols[1].name = sv->subproto;   /* see server_confirm_upgrade */
 	sv->protocols[1].callback = server_callback;
 	sv->protocols[1].user = sv;
+	sv->protocols[1].rx_buffer_size = (size_t)rx_size;
 
 	memset(&info, 0, sizeof(info));
 	snprintf(sv->name, sizeof(sv->name), "lws-lua-server-%d", ++serial);
@@ -1024,7 +1032,8 @@ l_server(lua_State *L)
 	/* the vhost first: a bad certificate must not leave a socket behind */
 	s->sv = server_vhost_for(x, cert, key, ca,
 				 (int)core_opt_int_field(L, 1, "handshake_timeout", 10, 1, 3600),
-				 (int)core_opt_int_field(L, 1, "keepalive_timeout", 5, 1, 3600));
+				 (int)core_opt_int_field(L, 1, "keepalive_timeout", 5, 1, 3600),
+				 (int)core_opt_int_field(L, 1, "rx_buffer_size", 2048, 128, 1 << 20));
 	if (!s->sv) {
 		if (s->tls)
 			return core_push_error(L, "cannot create the TLS server (check the "

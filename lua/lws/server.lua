@@ -38,7 +38,7 @@ local core_fields = {
 	host = true, port = true, tls = true, max_message_size = true, max_queue_bytes = true,
 	close_timeout = true, backlog = true, reuseport = true, slow_consumer = true,
 	max_body_size = true, request_timeout = true, compression = true,
-	handshake_timeout = true, keepalive_timeout = true, workers = true,
+	handshake_timeout = true, keepalive_timeout = true, workers = true, rx_buffer_size = true,
 }
 local lua_fields = {
 	verify = "function", handle_protocols = "function", path = "string",
@@ -77,6 +77,17 @@ function M.header_lines(t)
 	table.sort(out)
 	return table.concat(out)
 end
+
+-- C calls fields._onmessage directly when it is set: keep it equal to the
+-- single "message" handler of a server connection (no app heartbeat), so
+-- a message costs one Lua call instead of the generic dispatch
+local function refresh_fast_path(ws)
+	if ws.is_client then return end
+	local f = ws:fields()
+	local list = f._ev and f._ev.message
+	f._onmessage = (list and #list == 1 and not f._app_heartbeat) and list[1] or nil
+end
+M.refresh_fast_path = refresh_fast_path
 
 local server_events = {}
 
@@ -150,7 +161,7 @@ function server_events.upgrade(srv, ws, req)
 	local wf = ws:fields()
 	wf._server = srv
 	wf._endpoint = ep
-	wf.request = req
+	wf._req = req   -- until the "connection" event; not kept (memory per connection)
 	return true, chosen, nil
 end
 
@@ -173,9 +184,12 @@ function conn_events.open(ws)
 	local sf = srv:fields()
 	sf.clients[ws] = true
 	f._app_heartbeat = sf.options.app_heartbeat
-	emit(srv, "connection", ws, f.request)
+	refresh_fast_path(ws)
+	local req = f._req
+	f._req = nil
+	emit(srv, "connection", ws, req)
 	local ep = f._endpoint
-	if ep and ws.readyState == 1 then ep.on_connection(ws, f.request) end
+	if ep and ws.readyState == 1 then ep.on_connection(ws, req) end
 end
 
 function conn_events.message(ws, data, binary)
@@ -212,9 +226,18 @@ function conn_events.error(ws, msg)
 	emit(ws, "error", msg)
 end
 
+
 function M.install(lws, handlers)
 	local server_methods = emitter.mixin(core.server_methods)
 	local conn_methods = emitter.mixin(core.conn_methods)
+	for _, name in ipairs { "on", "once", "off" } do
+		local generic = conn_methods[name]
+		conn_methods[name] = function(ws, event, ...)
+			local r = generic(ws, event, ...)
+			if event == "message" or event == nil then refresh_fast_path(ws) end
+			return r
+		end
+	end
 
 	handlers["lws.server"] = function(srv, event, ...)
 		return server_events[event](srv, ...)
