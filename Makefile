@@ -8,7 +8,7 @@
 
 LUA      ?= lua5.4
 LUA_INC  ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
-LWS_LIBS ?= $(shell pkg-config --libs libwebsockets 2>/dev/null || echo -lwebsockets)
+LWS_LIBS ?= $(shell pkg-config --libs libwebsockets hiredis 2>/dev/null || echo -lwebsockets -lhiredis)
 CC       ?= cc
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g
@@ -48,7 +48,7 @@ build-asan/lws/core.so: $(SRCS) $(HDRS) Makefile
 	  -fno-sanitize-recover=undefined -shared -o $@ $(SRCS) $(LWS_LIBS)
 
 # lua5.4 itself is not instrumented: preload the ASan runtime.
-asan: build-asan/lws/core.so
+asan: build build-asan/lws/core.so
 	@LWS_BUILD_DIR=build-asan \
 	 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \

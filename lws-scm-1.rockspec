@@ -23,6 +23,10 @@ external_dependencies = {
       header = "libwebsockets.h",
       library = "websockets",
    },
+   HIREDIS = {
+      header = "hiredis/async.h",
+      library = "hiredis",
+   },
 }
 build = {
    type = "builtin",
@@ -30,12 +34,13 @@ build = {
       ["lws.core"] = {
          sources = {
             "csrc/client.c", "csrc/conn.c", "csrc/core.c", "csrc/msgbuf.c",
-            "csrc/proto.c", "csrc/request.c", "csrc/server.c", "csrc/signal.c", "csrc/timer.c",
+            "csrc/proto.c", "csrc/redis.c", "csrc/request.c", "csrc/server.c", "csrc/signal.c",
+            "csrc/timer.c",
             "csrc/watch.c", "csrc/workers.c",
          },
-         libraries = { "websockets" },
-         incdirs = { "$(WEBSOCKETS_INCDIR)" },
-         libdirs = { "$(WEBSOCKETS_LIBDIR)" },
+         libraries = { "websockets", "hiredis" },
+         incdirs = { "$(WEBSOCKETS_INCDIR)", "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(WEBSOCKETS_LIBDIR)", "$(HIREDIS_LIBDIR)" },
          defines = {},
       },
       ["lws"] = "lua/lws/init.lua",
@@ -46,5 +51,7 @@ build = {
       ["lws.ops"] = "lua/lws/ops.lua",
       ["lws.heartbeat"] = "lua/lws/heartbeat.lua",
       ["lws.websocket"] = "lua/lws/websocket.lua",
+      ["lws.redis"] = "lua/lws/redis.lua",
+      ["lws.bus"] = "lua/lws/bus.lua",
    },
 }

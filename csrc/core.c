@@ -728,7 +728,7 @@ luaopen_lws_core(lua_State *L)
 {
 	static int (*const opens[])(lua_State *) = {
 		conn_open, server_open, timer_open, watch_open, client_open, request_open,
-		signal_open, workers_open, NULL
+		signal_open, workers_open, redis_open, NULL
 	};
 	struct ctx *x;
 	int i;

@@ -48,7 +48,10 @@ watch_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
 {
 	struct server *s = core_opaque(wsi, KIND_SERVER);
 	struct watch *w = core_opaque(wsi, KIND_WATCH);
+	struct redis_conn *rc = core_opaque(wsi, KIND_REDIS);
 
+	if (rc)
+		return redis_watch_callback(rc, wsi, reason);
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
 		if (s) {

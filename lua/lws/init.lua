@@ -107,4 +107,11 @@ local websocket = require "lws.websocket"
 websocket.install(M, handlers)
 M.WebSocket = websocket.new
 
+--- lws.redis.connect{ host, port, … }: a Redis client on this loop
+local redis = require "lws.redis"
+redis.install(M, handlers)
+M.redis = redis
+--- lws.bus{ redis = {…}, channel = … }: broadcasts and topics across nodes
+M.bus = require("lws.bus").new
+
 return M

@@ -56,24 +56,44 @@ local function server_topic(srv, name, opts)
 	return srv
 end
 
---- server:publish(topic, data[, binary]) -> queued, refused
-local function server_publish(srv, name, data, binary)
-	check_name(name, "publish")
-	if type(data) ~= "string" then
-		error("bad argument #2 to 'publish' (string expected, got " .. type(data) .. ")", 2)
-	end
+--- local_publish(srv, topic, data[, binary]) -> queued, refused: this
+-- node's subscribers only (lws.bus delivers other nodes' messages with it)
+function M.local_publish(srv, name, data, binary)
 	local tp = topic(srv, name)
 	if not tp or tp.n == 0 then return 0, 0 end
 	return send_many(tp.subs, data, binary, nil, tp.opts)
 end
 
+--- local_broadcast(srv, data[, binary][, opts]) -> queued, refused: this
+-- node's clients only
+function M.local_broadcast(srv, data, binary, opts)
+	return send_many(srv:fields().clients, data, binary, opts and opts.except or nil)
+end
+
+--- server:publish(topic, data[, binary]) -> queued, refused (here); with
+-- a bus attached (lws.bus) also to every other node's subscribers
+local function server_publish(srv, name, data, binary)
+	check_name(name, "publish")
+	if type(data) ~= "string" then
+		error("bad argument #2 to 'publish' (string expected, got " .. type(data) .. ")", 2)
+	end
+	local queued, refused = M.local_publish(srv, name, data, binary)
+	local bus = srv:fields()._bus
+	if bus then bus:relay_publish(srv, name, data, binary) end
+	return queued, refused
+end
+
 --- server:broadcast(data[, binary][, { except = ws }]) -> queued, refused
+-- (here); with a bus attached also to every other node's clients
 local function server_broadcast(srv, data, binary, opts)
 	if type(binary) == "table" then binary, opts = nil, binary end
 	if type(data) ~= "string" then
 		error("bad argument #1 to 'broadcast' (string expected, got " .. type(data) .. ")", 2)
 	end
-	return send_many(srv:fields().clients, data, binary, opts and opts.except or nil)
+	local queued, refused = M.local_broadcast(srv, data, binary, opts)
+	local bus = srv:fields()._bus
+	if bus then bus:relay_broadcast(srv, data, binary, opts) end
+	return queued, refused
 end
 
 local function conn_subscribe(ws, name)
