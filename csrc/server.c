@@ -1088,12 +1088,11 @@ server_close(lua_State *L)
 	if (s->closing || s->finished || !s->ctx->lws)
 		return 0;
 	s->closing = 1;
-	if (s->listen_wsi) {
-		lws_set_opaque_user_data(s->listen_wsi, NULL);
+	/* lws closes the listening socket with its raw wsi; the server is
+	 * finished only after that (RAW_CLOSE_FILE: server_listener_closed),
+	 * so the port is free once "close" fires */
+	if (s->listen_wsi)
 		lws_set_timeout(s->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
-		s->listen_wsi = NULL;
-		s->fd = -1;   /* lws closes it with its raw wsi */
-	}
 	for (c = s->conns; c; c = next) {
 		next = c->next;
 		if (c->state == CONN_OPEN)
