@@ -298,6 +298,21 @@ deliver(struct conn *c, const char *p, size_t len)
 	conn_emit_ok(c, 2);
 }
 
+/* The peer broke the protocol: an "error" event (as Node ws emits one),
+ * then the connection is failed with code. */
+static void
+protocol_error(struct conn *c, uint16_t code, const char *msg)
+{
+	struct ctx *x = c->ctx;
+
+	conn_fail(c, code, msg);
+	if (core_dispatch_prepare(x, c->self_ref, "error") == 0) {
+		lua_pushstring(x->L, msg);
+		lua_pushinteger(x->L, code);
+		core_call(x, 4, 0);
+	}
+}
+
 /* One RECEIVE chunk: never spans two frames; first/final are about the
  * whole message (notes 2). */
 int
@@ -319,15 +334,15 @@ conn_receive(struct conn *c, const void *in, size_t len)
 	 * 2^63 bytes fails on its first chunk */
 	if (len > c->max_message - c->rlen ||
 	    (!c->pmd && lws_remaining_packet_payload(wsi) > c->max_message - c->rlen - len)) {
-		conn_fail(c, 1009, "message too big");
+		protocol_error(c, 1009, "message too big");
 		return 0;
 	}
 	if (!c->rx_binary && proto_utf8_step(&c->utf8_state, in, len)) {
-		conn_fail(c, 1007, "invalid UTF-8");
+		protocol_error(c, 1007, "invalid UTF-8");
 		return 0;
 	}
 	if (final && !c->rx_binary && c->utf8_state != UTF8_ACCEPT) {
-		conn_fail(c, 1007, "invalid UTF-8 (truncated)");
+		protocol_error(c, 1007, "invalid UTF-8 (truncated)");
 		return 0;
 	}
 	if (final && c->rlen == 0) {

@@ -190,6 +190,17 @@ describe("frames from a raw client", function()
 		assert.are.equal(0, #seen.messages)
 	end)
 
+	it("emits an error event, as ws does, before failing the connection", function()
+		local srv, port = H.server()
+		local errors = {}
+		srv:on("connection", function(ws)
+			ws:on("error", function(msg, code) errors[#errors + 1] = { msg, code } end)
+		end)
+		expect_close(port, H.frame(TEXT, "\255"), 1007)
+		H.run_until(function() return #errors == 1 end)
+		assert.are.same({ "invalid UTF-8", 1007 }, errors[1])
+	end)
+
 	it("fails a message over max_message_size with 1009, at the limit it passes", function()
 		local _, port, seen = recording_server { max_message_size = 1000 }
 		local r = open_raw(port)

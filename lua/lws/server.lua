@@ -222,8 +222,8 @@ function conn_events.close(ws, code, reason, clean)
 	if not ok then error(err, 0) end
 end
 
-function conn_events.error(ws, msg)
-	emit(ws, "error", msg)
+function conn_events.error(ws, msg, code)
+	emit(ws, "error", msg, code)
 end
 
 
