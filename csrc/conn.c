@@ -889,12 +889,7 @@ static int
 conn_fields(lua_State *L)
 {
 	conn_check(L, 1);
-	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_setiuservalue(L, 1, 1);
-	}
+	core_push_fields(L, 1);
 	return 1;
 }
 
@@ -952,11 +947,7 @@ conn_newindex(lua_State *L)
 
 	if (lua_type(L, 2) == LUA_TSTRING && push_prop(L, c, lua_tostring(L, 2)))
 		luaL_error(L, "'%s' is read-only", lua_tostring(L, 2));
-	conn_fields(L);
-	lua_pushvalue(L, 2);
-	lua_pushvalue(L, 3);
-	lua_rawset(L, -3);
-	return 0;
+	return core_fields_newindex(L);
 }
 
 static int
@@ -1007,19 +998,12 @@ static const luaL_Reg conn_methods[] = {
 int
 conn_open(lua_State *L)
 {
-	luaL_newmetatable(L, CONN_MT);
-	luaL_newlib(L, conn_methods);
-	lua_pushvalue(L, -1);
-	lua_setfield(L, -4, "conn_methods");   /* the Lua layer adds methods here */
-	lua_pushcclosure(L, conn_index, 1);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, conn_newindex);
-	lua_setfield(L, -2, "__newindex");
-	lua_pushcfunction(L, conn_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, conn_tostring);
-	lua_setfield(L, -2, "__tostring");
-	lua_pop(L, 1);
+	static const luaL_Reg meta[] = {
+		{ "__newindex", conn_newindex }, { "__gc", conn_gc },
+		{ "__tostring", conn_tostring }, { NULL, NULL }
+	};
+
+	core_new_type(L, CONN_MT, conn_methods, conn_index, meta, "conn_methods");
 	lua_pushcfunction(L, l_send_many);
 	lua_setfield(L, -2, "send_many");
 	return 0;

@@ -125,6 +125,69 @@ core_push_error(lua_State *L, const char *msg, const char *code)
 	return 3;
 }
 
+/* ---- userdata types ----------------------------------------------------- */
+
+/* Registers metatable `name` (for the core table on top of the stack):
+ * methods become __index, or the upvalue of the index closure; meta adds
+ * metamethods; with export the methods table is also core[export], where
+ * the Lua layer adds its methods. */
+void
+core_new_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction index,
+	      const luaL_Reg *meta, const char *export)
+{
+	luaL_newmetatable(L, name);
+	lua_newtable(L);
+	luaL_setfuncs(L, methods, 0);
+	if (export) {
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -4, export);
+	}
+	if (index)
+		lua_pushcclosure(L, index, 1);
+	lua_setfield(L, -2, "__index");
+	luaL_setfuncs(L, meta, 0);
+	lua_pop(L, 1);
+}
+
+/* Pushes the Lua field table of the userdata at idx (user value 1),
+ * creating it on first use: handlers and user fields live there. */
+void
+core_push_fields(lua_State *L, int idx)
+{
+	idx = lua_absindex(L, idx);
+	if (lua_getiuservalue(L, idx, 1) != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setiuservalue(L, idx, 1);
+	}
+}
+
+/* __index: methods (upvalue 1), then the field table */
+int
+core_fields_index(lua_State *L)
+{
+	lua_pushvalue(L, 2);
+	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
+		return 1;
+	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
+		return 0;
+	lua_pushvalue(L, 2);
+	lua_rawget(L, -2);
+	return 1;
+}
+
+/* __newindex: any field can be set on the object */
+int
+core_fields_newindex(lua_State *L)
+{
+	core_push_fields(L, 1);
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_rawset(L, -3);
+	return 0;
+}
+
 /* ---- option tables (luaposix checkfieldnames) ----------------------- */
 
 void

@@ -87,6 +87,11 @@ lua_Integer core_opt_int_field(lua_State *L, int idx, const char *k, lua_Integer
 const char *core_opt_str_field(lua_State *L, int idx, const char *k, const char *def);
 int core_opt_bool_field(lua_State *L, int idx, const char *k, int def);
 int core_push_error(lua_State *L, const char *msg, const char *code);
+void core_new_type(lua_State *L, const char *name, const luaL_Reg *methods,
+		   lua_CFunction index, const luaL_Reg *meta, const char *export);
+void core_push_fields(lua_State *L, int idx);
+int core_fields_index(lua_State *L);
+int core_fields_newindex(lua_State *L);
 void core_wake(struct ctx *x);
 void core_finalize_from_gc(struct ctx *x);
 

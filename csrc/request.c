@@ -453,16 +453,10 @@ static const luaL_Reg req_methods[] = {
 int
 request_open(lua_State *L)
 {
-	luaL_newmetatable(L, REQUEST_MT);
-	luaL_newlib(L, req_methods);
-	lua_pushvalue(L, -1);
-	lua_setfield(L, -4, "request_methods");
-	lua_pushcclosure(L, req_index, 1);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, req_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, req_tostring);
-	lua_setfield(L, -2, "__tostring");
-	lua_pop(L, 1);
+	static const luaL_Reg meta[] = {
+		{ "__gc", req_gc }, { "__tostring", req_tostring }, { NULL, NULL }
+	};
+
+	core_new_type(L, REQUEST_MT, req_methods, req_index, meta, "request_methods");
 	return 0;
 }

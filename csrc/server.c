@@ -1153,36 +1153,8 @@ static int
 server_fields_tbl(lua_State *L)
 {
 	server_check(L, 1);
-	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE) {
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_setiuservalue(L, 1, 1);
-	}
+	core_push_fields(L, 1);
 	return 1;
-}
-
-static int
-server_index(lua_State *L)
-{
-	lua_pushvalue(L, 2);
-	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-		return 1;
-	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
-		return 0;
-	lua_pushvalue(L, 2);
-	lua_rawget(L, -2);
-	return 1;
-}
-
-static int
-server_newindex(lua_State *L)
-{
-	server_fields_tbl(L);
-	lua_pushvalue(L, 2);
-	lua_pushvalue(L, 3);
-	lua_rawset(L, -3);
-	return 0;
 }
 
 static int
@@ -1219,19 +1191,12 @@ static const luaL_Reg server_methods[] = {
 int
 server_open(lua_State *L)
 {
-	luaL_newmetatable(L, SERVER_MT);
-	luaL_newlib(L, server_methods);
-	lua_pushvalue(L, -1);
-	lua_setfield(L, -4, "server_methods");
-	lua_pushcclosure(L, server_index, 1);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, server_newindex);
-	lua_setfield(L, -2, "__newindex");
-	lua_pushcfunction(L, server_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, server_tostring);
-	lua_setfield(L, -2, "__tostring");
-	lua_pop(L, 1);
+	static const luaL_Reg meta[] = {
+		{ "__newindex", core_fields_newindex }, { "__gc", server_gc },
+		{ "__tostring", server_tostring }, { NULL, NULL }
+	};
+
+	core_new_type(L, SERVER_MT, server_methods, core_fields_index, meta, "server_methods");
 	lua_pushcfunction(L, l_server);
 	lua_setfield(L, -2, "server");
 	return 0;

@@ -200,14 +200,11 @@ static const luaL_Reg timer_methods[] = {
 int
 timer_open(lua_State *L)
 {
-	luaL_newmetatable(L, TIMER_MT);
-	luaL_newlib(L, timer_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, timer_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pushcfunction(L, timer_tostring);
-	lua_setfield(L, -2, "__tostring");
-	lua_pop(L, 1);
+	static const luaL_Reg meta[] = {
+		{ "__gc", timer_gc }, { "__tostring", timer_tostring }, { NULL, NULL }
+	};
+
+	core_new_type(L, TIMER_MT, timer_methods, NULL, meta, NULL);
 	lua_pushcfunction(L, l_timer);
 	lua_setfield(L, -2, "timer");
 	return 0;

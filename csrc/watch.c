@@ -160,12 +160,9 @@ static const luaL_Reg watch_methods[] = {
 int
 watch_open(lua_State *L)
 {
-	luaL_newmetatable(L, WATCH_MT);
-	luaL_newlib(L, watch_methods);
-	lua_setfield(L, -2, "__index");
-	lua_pushcfunction(L, watch_gc);
-	lua_setfield(L, -2, "__gc");
-	lua_pop(L, 1);
+	static const luaL_Reg meta[] = { { "__gc", watch_gc }, { NULL, NULL } };
+
+	core_new_type(L, WATCH_MT, watch_methods, NULL, meta, NULL);
 	lua_pushcfunction(L, l_watch);
 	lua_setfield(L, -2, "watch");
 	return 0;

@@ -428,9 +428,91 @@ function Raw:read_close(ms)
 end
 
 ---------------------------------------------------------------------------
+-- Demo servers (examples/<name>/server.lua) in their own processes
+
+H.shell_quote = shell_quote
+
+local function read_file(file)
+	local f = io.open(file)
+	if not f then return "" end
+	local s = f:read("a")
+	f:close()
+	return s
+end
+
+-- The demo's own process must not inherit the ASan/valgrind preload of ours;
+-- with only an ASan build there is nothing else to run it against.
+local function child_env()
+	if io.open(H.ROOT .. "/build/lws/core.so") then return "env -u LD_PRELOAD -u LWS_BUILD_DIR" end
+	return "env"
+end
+
+-- A demo server in its own process. Its stdout is a TCP connection back to
+-- us: the first line gives the port, end-of-file says the process is gone.
+local demos = {}
+
+--- demo(name[, port]) -> { pid, port, url, ws_url }: examples/<name>/server.lua
+-- in its own process, as a user starts it; H.clean stops it
+function H.demo(name, port)
+	local ctl = assert(socket.bind("127.0.0.1", 0))
+	ctl:settimeout(0)
+	local _, cport = ctl:getsockname()
+	local d = { name = name, log = os.tmpname(), buf = "" }
+	local pidfile = os.tmpname()
+	local cmd = ("cd %s && exec %s bin/lws-lua examples/%s/server.lua --port %d >/dev/tcp/127.0.0.1/%d 2>%s")
+		:format(shell_quote(H.ROOT), child_env(), name, port or 0, cport, shell_quote(d.log))
+	os.execute(("bash -c %s </dev/null & echo $! >%s"):format(shell_quote(cmd), shell_quote(pidfile)))
+	d.pid = tonumber(read_file(pidfile):match("%d+"))
+	os.remove(pidfile)
+	demos[#demos + 1] = d
+	local w = lws.watch(ctl:getfd(), function()
+		local c = ctl:accept()
+		if c then d.sock = c end
+	end)
+	local ok, err = pcall(H.run_until, function() return d.sock ~= nil end, 10000, name .. " to start")
+	w:close()
+	ctl:close()
+	if not ok then error(err .. "\n" .. read_file(d.log), 2) end
+	d.sock:settimeout(0)
+	d.watch = lws.watch(d.sock:getfd(), function()
+		local data, rerr, partial = d.sock:receive(4096)
+		d.buf = d.buf .. (data or partial or "")
+		if rerr == "closed" then
+			d.exited = true
+			d.watch:close()
+			d.watch = nil
+		end
+	end)
+	ok, err = pcall(H.run_until, function() return d.buf:find("\n") or d.exited end, 10000,
+		name .. " to print its address")
+	d.port = tonumber(d.buf:match("^listening on http://127%.0%.0%.1:(%d+)/\n"))
+	if not d.port then error(("%s printed %q\n%s%s"):format(name, d.buf, ok and "" or err, read_file(d.log)), 2) end
+	d.url = "http://127.0.0.1:" .. d.port .. "/"
+	d.ws_url = "ws://127.0.0.1:" .. d.port .. "/ws"
+	return d
+end
+
+function H.stop_demo(d)
+	if d.pid then
+		os.execute("kill " .. d.pid .. " 2>/dev/null")
+		d.pid = nil
+		pcall(H.run_until, function() return d.exited end, 5000, d.name .. " to exit")
+	end
+	if d.watch then d.watch:close(); d.watch = nil end
+	if d.sock then d.sock:close(); d.sock = nil end
+	if d.log then os.remove(d.log); d.log = nil end
+end
+
+function H.stop_demos()
+	for _, d in ipairs(demos) do H.stop_demo(d) end
+	demos = {}
+end
+
+---------------------------------------------------------------------------
 
 --- clean(): close everything the test made; assert nothing is left
 function H.clean()
+	H.stop_demos()
 	for _, srv in ipairs(tracked.servers) do srv:close(0.5) end
 	for _, p in ipairs(tracked.peers) do p:kill() end
 	for _, r in ipairs(tracked.raws) do r:close() end
