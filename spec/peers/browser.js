@@ -8,6 +8,18 @@
 // Never downloads a browser: executablePath is Debian's /usr/bin/chromium.
 'use strict';
 const net = require('net');
+
+// page.waitForFunction evaluates its predicate with eval, which our pages'
+// Content-Security-Policy forbids (playwright-core 1.49, the last release
+// that runs on Debian 12's Node 18): poll with page.evaluate instead
+async function waitFor(page, fn, arg, timeout) {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    if (await page.evaluate(fn, arg)) return;
+    if (Date.now() > deadline) throw new Error(`waitFor: timeout ${timeout}ms exceeded`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
 const path = require('path');
 const { chromium } = require(path.join(__dirname, '..', '..', 'node_modules', 'playwright-core'));
 
@@ -105,8 +117,8 @@ const commands = {
   async chat({ page, line, timeout }) {
     const p = get(page).page;
     if (line !== undefined) {
-      await p.waitForFunction((l) => [...document.querySelectorAll('#chat > li')].some((li) => li.textContent === l),
-        line, { timeout: timeout || 5000 });
+      await waitFor(p, (l) => [...document.querySelectorAll('#chat > li')].some((li) => li.textContent === l),
+        line, timeout || 5000);
     }
     return p.evaluate(() => ({
       lines: [...document.querySelectorAll('#chat > li')].map((li) => li.textContent),
