@@ -38,7 +38,7 @@ build = {
             "csrc/timer.c",
             "csrc/watch.c", "csrc/workers.c",
          },
-         libraries = { "websockets", "hiredis" },
+         libraries = { "websockets", "hiredis", "ssl", "crypto" },
          incdirs = { "$(WEBSOCKETS_INCDIR)", "$(HIREDIS_INCDIR)" },
          libdirs = { "$(WEBSOCKETS_LIBDIR)", "$(HIREDIS_LIBDIR)" },
          defines = {},

@@ -18,8 +18,10 @@
 /* While a client connects, close_code/close_reason (unused until it is
  * open) say why it failed: 1006 = aborted from Lua (terminate, connect
  * timeout), 1015 = TLS certificate verification failed (RFC 6455's own
- * reserved code for that; it never goes on the wire). */
+ * reserved code for that), 1002 = a handshake we refused. None of them
+ * goes on the wire. */
 #define VERIFY_FAILED 1015
+#define HANDSHAKE_REFUSED 1002
 
 struct client_vhost {
 	struct client_vhost *next;
@@ -210,6 +212,10 @@ connection_error(struct conn *c, struct lws *wsi, const char *in, size_t len)
 		client_fail_later(c, "tls-verify", 0, c->close_reason);
 		return;
 	}
+	if (c->close_code == HANDSHAKE_REFUSED) {
+		client_fail_later(c, "handshake", 0, c->close_reason);
+		return;
+	}
 	if (status && status != 101) {
 		snprintf(text, sizeof(text), "HTTP %u", status);
 		client_fail_later(c, "http", status, text);
@@ -270,13 +276,25 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 
 	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
 		/* the last moment the response headers are there (lws detaches
-		 * them before ESTABLISHED); lws checked it was one we offered */
+		 * them before ESTABLISHED). lws checked that the first
+		 * Sec-WebSocket-Protocol was one we offered, but not that there
+		 * was only one (RFC 6455 4.1: fail the connection otherwise) */
 		if (c && !c->protocol && lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0) {
 			int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
 
 			c->protocol = malloc((size_t)n + 1);
 			if (c->protocol && lws_hdr_copy(wsi, c->protocol, n + 1, WSI_TOKEN_PROTOCOL) < 0)
 				c->protocol[0] = '\0';
+			if (c->protocol && (lws_hdr_fragment_length(wsi, WSI_TOKEN_PROTOCOL, 1) > 0 ||
+					    strchr(c->protocol, ','))) {
+				snprintf(c->close_reason, sizeof(c->close_reason),
+					 "the server chose more than one subprotocol (%s)", c->protocol);
+				c->close_reason_len = (uint8_t)strlen(c->close_reason);
+				c->close_code = HANDSHAKE_REFUSED;
+				free(c->protocol);
+				c->protocol = NULL;
+				return -1;
+			}
 		}
 		return 0;
 

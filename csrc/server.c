@@ -18,6 +18,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/ssl.h>
+
 #include "core.h"
 
 #define KILL_ARG ((void *)"kill")   /* argp of our LWS_CALLBACK_USER sweep */
@@ -56,9 +58,16 @@ static const struct lws_extension server_extensions[] = {
 static struct server_vhost *
 vhost_slot(struct lws *wsi)
 {
-	const struct lws_protocols *p = lws_get_protocol(wsi);
+	/* the vhost the wsi is bound to now (lws_select_vhost may have moved
+	 * it by Host header, leaving its protocol pointer on the old one):
+	 * that is whose protocol names lws matches the subprotocol against */
+	struct lws_vhost *vh = lws_get_vhost(wsi);
+	struct server_vhost *sv;
 
-	return p ? p->user : NULL;
+	for (sv = core_ctx_of(wsi)->server_vhosts; sv; sv = sv->next)
+		if (sv->vh == vh)
+			return sv;
+	return NULL;
 }
 
 /* ---- the listening socket ---------------------------------------------- */
@@ -687,6 +696,16 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	struct server_vhost *sv;
 
 	switch (reason) {
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		/* user = this vhost's SSL_CTX. lws's SNI callback would move the
+		 * connection to "the first vhost on the same port", and all our
+		 * vhosts share CONTEXT_PORT_NO_LISTEN_SERVER: every wss:// server
+		 * would present the first one's certificate. Each listener keeps
+		 * its own SSL_CTX instead. */
+		if (user)
+			SSL_CTX_set_tlsext_servername_callback((SSL_CTX *)user, NULL);
+		return 0;
+
 	case LWS_CALLBACK_WSI_CREATE:
 		s = core_ctx_of(wsi)->adopting;
 		if (s) {

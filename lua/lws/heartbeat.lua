@@ -123,7 +123,12 @@ end
 -- (server.lua calls this for the `heartbeat` option). One timer, stopped
 -- when the server closes.
 function M.attach_server(srv, opts)
-	local o = M.options(opts, "heartbeat", 3)
+	local ok, o = pcall(M.options, opts, "heartbeat", -1)
+	if not ok then
+		-- server.lua made the server before asking us: don't leave it open
+		srv:close(0)
+		error(o, 3)
+	end
 	local f = srv:fields()
 	local s = M.sweeper(o, function(fn)
 		for ws in pairs(f.clients) do fn(ws) end

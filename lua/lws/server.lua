@@ -297,6 +297,17 @@ end
 --- new(opts) -> server | nil, err, code
 function M.new(opts)
 	check_options(opts)
+	-- policy options are checked before anything is opened
+	if opts.heartbeat then require("lws.heartbeat").options(opts.heartbeat, "heartbeat", 3) end
+	if opts.app_heartbeat then
+		local ah = opts.app_heartbeat
+		if type(ah.ping) ~= "string" or type(ah.pong) ~= "string" then
+			error("option 'app_heartbeat' needs ping and pong strings", 2)
+		end
+	end
+	if opts.idle_timeout and opts.idle_timeout <= 0 then
+		error("option 'idle_timeout' must be > 0 seconds", 2)
+	end
 	local copts = {}
 	for k in pairs(core_fields) do copts[k] = opts[k] end
 	local srv, err, code = core.server(copts)
@@ -315,12 +326,6 @@ function M.new(opts)
 		for _, o in ipairs(opts.origins) do f._origins[tostring(o):lower()] = true end
 	end
 	if opts.idle_timeout then require("lws.ops").idle_sweep(srv, opts.idle_timeout) end
-	if opts.app_heartbeat then
-		local ah = opts.app_heartbeat
-		if type(ah.ping) ~= "string" or type(ah.pong) ~= "string" then
-			error("option 'app_heartbeat' needs ping and pong strings", 2)
-		end
-	end
 	if opts.heartbeat then require("lws.heartbeat").attach_server(srv, opts.heartbeat) end
 	return srv
 end

@@ -34,6 +34,10 @@ Design criteria:
    reconnecting are Lua; sockets, TLS and framing are C.
  - The client never offers permessage-deflate: an lws 4.1.6 client with
    it spins on a PONG with payload (notes 6.1).
+ - Known cost: lws 4.1.6 (Debian's build has no async DNS) resolves a host
+   name with a blocking getaddrinfo() inside connect, so an unreachable
+   DNS server stalls the loop for the resolver's timeout. IP literals and
+   /etc/hosts names do not wait.
 
 Options (unknown keys are an error):
   headers          request headers { name = value } (Authorization, Cookie, …);
@@ -62,8 +66,9 @@ Options (unknown keys are an error):
   final_codes      close codes (and HTTP statuses of a refused handshake) that
                    end reconnecting, e.g. { 1008, 4001, 401, 403 }
   queue_while_reconnecting  N: up to N messages sent while not open are
-                   queued and sent in order at the next open (default 0:
-                   send() returns nil, err, "reconnecting")
+                   queued and sent in order at the next open, ahead of what
+                   onopen sends (default 0: send() returns nil, err,
+                   "reconnecting"); dropped if the object closes for good
 
 Events (property or ws:on(name, fn) with positional arguments):
   onopen(ev)                      "open"()
@@ -262,8 +267,11 @@ local function failure_message(ws, detail, kind, status)
 		return ("%s closed the connection during the handshake%s"):format(at,
 			ws._u.tls and "" or " (is it a wss:// server?)")
 	elseif kind == "handshake" then
+		if detail == "HS: PROTOCOL malformed" then
+			detail = "the server chose a subprotocol that was not offered"
+		end
 		return ("invalid WebSocket handshake from %s: %s"):format(at, detail)
-	elseif kind == "aborted" then
+	elseif kind == "aborted" or kind == "queue" then
 		return detail
 	end
 	return ("cannot connect to %s: %s"):format(at, detail)
@@ -317,7 +325,7 @@ function client_events.error(ws, detail, kind, status)
 	local abort = rawget(ws, "_abort")
 	if kind == "aborted" and abort then kind = abort end
 	local msg = failure_message(ws, detail, kind, status)
-	ws._fail = { message = msg, code = kind, status = status }
+	if kind ~= "queue" then ws._fail = { message = msg, code = kind, status = status } end
 	fire(ws, "onerror", "error", { type = "error", message = msg, code = kind, status = status, target = ws },
 		msg, kind, status)
 end
@@ -361,6 +369,7 @@ function client_events.close(ws, code, reason, clean)
 		ws._queue, ws._queued_bytes = nil, 0
 	end
 	ws._opened_at = nil
+	ws._awaiting = again   -- until the next connect: a close() must end it with a final close
 	fire(ws, "onclose", "close",
 		{ type = "close", code = code, reason = reason, wasClean = clean, reconnecting = again, target = ws },
 		code, reason, clean, again)
@@ -383,6 +392,7 @@ function connect(ws)
 	}
 	conn:fields().owner = ws
 	ws._conn = conn
+	ws._awaiting = false
 	ws._connect_timer = core.timer(o.connect_timeout, 0, function()
 		ws._connect_timer = nil
 		if ws._conn == conn and conn.readyState == CONNECTING then
@@ -491,9 +501,11 @@ end
 local function finish(ws, code, reason)
 	ws._done = true
 	ws._queue, ws._queued_bytes = nil, 0
-	if rawget(ws, "_retry_timer") then
-		stop_timer(ws, "_retry_timer")
-		-- no connection to close: the final close event comes on the next turn
+	stop_timer(ws, "_retry_timer")
+	if rawget(ws, "_awaiting") then
+		ws._awaiting = false
+		-- the last close said a reconnect would follow and there is no
+		-- connection to close: the final close event comes on the next turn
 		core.timer(0, 0, function()
 			fire(ws, "onclose", "close", { type = "close", code = code, reason = reason, wasClean = false,
 				reconnecting = false, target = ws }, code, reason, false, false)
