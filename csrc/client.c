@@ -103,7 +103,11 @@ client_failed(struct conn *c, char *failure)
 			lua_pushinteger(x->L, (lua_Integer)status);
 		else
 			lua_pushnil(x->L);
-		core_call(x, 5, 0);
+		if (c->retry_after)
+			lua_pushinteger(x->L, (lua_Integer)c->retry_after);
+		else
+			lua_pushnil(x->L);
+		core_call(x, 6, 0);
 	}
 	c->state = CONN_OPEN;   /* so finalize reports close(1006, detail) */
 	c->close_code = 0;
@@ -217,6 +221,11 @@ connection_error(struct conn *c, struct lws *wsi, const char *in, size_t len)
 		return;
 	}
 	if (status && status != 101) {
+		char ra[16];
+
+		/* a 503/429 refusal may say when to come back (reconnect storms) */
+		if (lws_hdr_copy(wsi, ra, sizeof(ra), WSI_TOKEN_HTTP_RETRY_AFTER) > 0)
+			c->retry_after = (uint32_t)strtoul(ra, NULL, 10);
 		snprintf(text, sizeof(text), "HTTP %u", status);
 		client_fail_later(c, "http", status, text);
 		return;

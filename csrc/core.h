@@ -187,6 +187,7 @@ struct conn {
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
 	uint64_t drops;               /* messages refused or evicted (queue full) */
+	uint32_t retry_after;         /* client: seconds a refusing server asked us to wait */
 };
 
 struct conn *conn_new(lua_State *L, struct ctx *x);   /* pushes the userdata */

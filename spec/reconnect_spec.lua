@@ -282,3 +282,35 @@ describe("reconnect", function()
 		assert.are.equal(lws.CLOSED, ws.readyState)
 	end)
 end)
+
+describe("reconnect storms", function()
+	after_each(H.clean)
+
+	it("honours the Retry-After of a 503 refusal, then connects", function()
+		local lws = require "lws"
+		-- the first upgrade is refused with Retry-After: 1, the next accepted
+		local refused = 0
+		local srv, port = H.server {
+			verify = function()
+				if refused == 0 then
+					refused = 1
+					return false, 503, "busy", { ["Retry-After"] = "1" }
+				end
+				return true
+			end,
+		}
+		srv:on("connection", function(ws) ws:on("message", function(d) ws:send(d) end) end)
+		local t0 = lws.now()
+		local ws = lws.WebSocket("ws://127.0.0.1:" .. port .. "/", nil,
+			{ reconnect = { min = 20, max = 100, jitter = 0 } })
+		local delays, opened = {}, nil
+		ws:on("reconnect", function(_, delay) delays[#delays + 1] = delay end)
+		ws.onopen = function() opened = lws.now() - t0 end
+		H.run_until(function() return opened end, 10000)
+		assert.are.equal(1, #delays)
+		assert.is_true(delays[1] >= 1000, "reconnected after " .. delays[1] .. " ms")
+		assert.is_true(opened >= 1000)
+		ws:close()
+		H.run_until(function() return ws.readyState == lws.CLOSED end)
+	end)
+end)

@@ -321,11 +321,13 @@ function client_events.pong(ws, payload)
 end
 
 -- detail, kind, status from C (or from this file)
-function client_events.error(ws, detail, kind, status)
+function client_events.error(ws, detail, kind, status, retry_after)
 	local abort = rawget(ws, "_abort")
 	if kind == "aborted" and abort then kind = abort end
 	local msg = failure_message(ws, detail, kind, status)
-	if kind ~= "queue" then ws._fail = { message = msg, code = kind, status = status } end
+	if kind ~= "queue" then
+		ws._fail = { message = msg, code = kind, status = status, retry_after = retry_after }
+	end
 	fire(ws, "onerror", "error", { type = "error", message = msg, code = kind, status = status, target = ws },
 		msg, kind, status)
 end
@@ -343,11 +345,17 @@ local function will_reconnect(ws, code)
 	return ws._attempt < r.attempts
 end
 
-local function schedule_reconnect(ws)
+local function schedule_reconnect(ws, retry_after)
 	local r = ws._opts.reconnect
 	local attempt = ws._attempt + 1
 	ws._attempt = attempt
 	local delay = M.backoff(attempt, r)
+	-- a server that refused with Retry-After (503 in a reconnect storm) is
+	-- not asked again sooner; jitter on top spreads the returning crowd
+	if retry_after and retry_after > 0 then
+		local floor = math.min(retry_after, 3600) * 1000
+		if delay < floor then delay = math.floor(floor * (1 + r.jitter * math.random())) end
+	end
 	ws._retry_timer = core.timer(delay, 0, function()
 		ws._retry_timer = nil
 		if not ws._done then connect(ws) end
@@ -373,9 +381,10 @@ function client_events.close(ws, code, reason, clean)
 	fire(ws, "onclose", "close",
 		{ type = "close", code = code, reason = reason, wasClean = clean, reconnecting = again, target = ws },
 		code, reason, clean, again)
+	local retry_after = fail and fail.retry_after
 	ws._fail = nil
 	-- a close() inside the handlers ends it here
-	if again and not ws._done then schedule_reconnect(ws) end
+	if again and not ws._done then schedule_reconnect(ws, retry_after) end
 	if ws._done then ws._queue, ws._queued_bytes = nil, 0 end
 end
 
