@@ -5,6 +5,7 @@
 #   make asan       the spec suite against an ASan+UBSan build
 #   make valgrind   the spec suite under valgrind
 #   make rock       luarocks make into a temporary tree and require it
+#   make soak       30 minutes of 1,000 churning clients (MINUTES=2 for CI's run)
 
 LUA      ?= lua5.4
 LUA_INC  ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
@@ -68,6 +69,10 @@ rock:
 bench: build
 	@$(MAKE) --no-print-directory -C bench
 	@bench/run
+
+MINUTES ?= 30
+soak: build
+	@bench/soak/run --minutes $(MINUTES)
 
 fuzz:
 	@./.ci/fuzz

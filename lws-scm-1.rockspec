@@ -53,5 +53,10 @@ build = {
       ["lws.websocket"] = "lua/lws/websocket.lua",
       ["lws.redis"] = "lua/lws/redis.lua",
       ["lws.bus"] = "lua/lws/bus.lua",
+      ["lws.json"] = "lua/lws/json.lua",
+      ["lws.socketio"] = "lua/lws/socketio/init.lua",
+      ["lws.socketio.engine"] = "lua/lws/socketio/engine.lua",
+      ["lws.socketio.parser"] = "lua/lws/socketio/parser.lua",
+      ["lws.socketio.cluster"] = "lua/lws/socketio/cluster.lua",
    },
 }

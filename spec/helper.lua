@@ -220,7 +220,7 @@ function Peer:wait(name, ms, pred)
 	end, ms or 5000, "node event '" .. name .. "'")
 	if not ok then
 		local seen = {}
-		for _, ev in ipairs(self.events) do seen[#seen + 1] = ev.ev end
+		for _, ev in ipairs(self.events) do seen[#seen + 1] = ev.ev .. (os.getenv("DBG") and cjson.encode(ev) or "") end
 		error(err .. " (queued: " .. table.concat(seen, ",") .. ")\n" .. self:read_log(), 2)
 	end
 	if not found then error("node peer exited waiting for '" .. name .. "'\n" .. self:read_log(), 2) end
@@ -451,16 +451,22 @@ end
 -- us: the first line gives the port, end-of-file says the process is gone.
 local demos = {}
 
---- demo(name[, port]) -> { pid, port, url, ws_url }: examples/<name>/server.lua
--- in its own process, as a user starts it; H.clean stops it
-function H.demo(name, port)
+--- demo(name[, port[, args]]) -> { pid, port, url, ws_url }:
+-- examples/<name>/server.lua in its own process, as a user starts it (args:
+-- more command-line arguments); H.clean stops it
+function H.demo(name, port, args)
 	local ctl = assert(socket.bind("127.0.0.1", 0))
 	ctl:settimeout(0)
 	local _, cport = ctl:getsockname()
 	local d = { name = name, log = os.tmpname(), buf = "" }
 	local pidfile = os.tmpname()
-	local cmd = ("cd %s && exec %s bin/lws-lua examples/%s/server.lua --port %d >/dev/tcp/127.0.0.1/%d 2>%s")
-		:format(shell_quote(H.ROOT), child_env(), name, port or 0, cport, shell_quote(d.log))
+	local extra = {}
+	for i, v in ipairs(args or {}) do extra[i] = shell_quote(v) end
+	-- a name with a slash is a script path from the root (spec/support/…)
+	local script = name:find("/", 1, true) and name or "examples/" .. name .. "/server.lua"
+	local cmd = ("cd %s && exec %s bin/lws-lua %s --port %d %s >/dev/tcp/127.0.0.1/%d 2>%s")
+		:format(shell_quote(H.ROOT), child_env(), shell_quote(script), port or 0, table.concat(extra, " "), cport,
+			shell_quote(d.log))
 	os.execute(("bash -c %s </dev/null & echo $! >%s"):format(shell_quote(cmd), shell_quote(pidfile)))
 	d.pid = tonumber(read_file(pidfile):match("%d+"))
 	os.remove(pidfile)
@@ -509,10 +515,56 @@ function H.stop_demos()
 end
 
 ---------------------------------------------------------------------------
+-- redis-server on a free loopback port
+
+local redises = {}
+
+local function accepting(port)
+	local c = socket.tcp()
+	c:settimeout(0.2)
+	local ok = c:connect("127.0.0.1", port)
+	c:close()
+	return ok ~= nil
+end
+
+--- redis_server([port]) -> { port, pid, stop() }: a fresh redis-server
+-- (nothing saved), accepting connections; H.clean stops it
+function H.redis_server(port)
+	if not port then
+		local s = assert(socket.bind("127.0.0.1", 0))
+		local _, p = s:getsockname()
+		s:close()
+		port = tonumber(p)
+	end
+	local r = { port = port, log = os.tmpname() }
+	local pidfile = os.tmpname()
+	os.execute(("env -u LD_PRELOAD redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no " ..
+		"--daemonize no >%s 2>&1 </dev/null & echo $! >%s"):format(port, shell_quote(r.log), shell_quote(pidfile)))
+	r.pid = tonumber(read_file(pidfile):match("%d+"))
+	os.remove(pidfile)
+	function r.stop()
+		if not r.pid then return end
+		os.execute("kill -9 " .. r.pid .. " 2>/dev/null")
+		r.pid = nil
+		pcall(H.run_until, function() return not accepting(port) end, 5000, "redis-server to stop", 20)
+		os.remove(r.log)
+	end
+	redises[#redises + 1] = r
+	local ok, err = pcall(H.run_until, function() return accepting(port) end, 10000,
+		"redis-server to accept connections", 20)
+	if not ok then error(err .. "\n" .. read_file(r.log), 2) end
+	return r
+end
+
+H.has_redis = os.execute("command -v redis-server >/dev/null 2>&1") and true or false
+
+---------------------------------------------------------------------------
 
 --- clean(): close everything the test made; assert nothing is left
 function H.clean()
 	H.stop_demos()
+	for _, r in ipairs(redises) do r.stop() end
+	redises = {}
 	for _, srv in ipairs(tracked.servers) do srv:close(0.5) end
 	for _, p in ipairs(tracked.peers) do p:kill() end
 	for _, r in ipairs(tracked.raws) do r:close() end

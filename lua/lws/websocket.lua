@@ -90,7 +90,7 @@ local M = {}
 
 local methods = emitter.mixin({})
 local mt = { __name = "lws.websocket" }
-local CONNECTING, OPEN, CLOSED = 0, 1, 3
+local CONNECTING, CLOSED = 0, 3
 
 M.reconnect_defaults = {
 	min = 1000, max = 30000, factor = 2, jitter = 0.5, attempts = math.huge, reset_after = 5000,
