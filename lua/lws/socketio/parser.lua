@@ -177,6 +177,20 @@ local function check_text(p)
 	return t and t >= 48 and t <= 54
 end
 
+-- a text packet of an EIO 3 payload ("b4" + base64 is binary) onto packets
+local function add_text_packet(packets, p)
+	if byte(p, 1) == 98 then
+		local bin = byte(p, 2) == 52 and M.unbase64(sub(p, 3))
+		if not bin then return nil, "bad base64 packet" end
+		packets[#packets + 1] = { bin = bin }
+	elseif check_text(p) then
+		packets[#packets + 1] = p
+	else
+		return nil, "bad packet"
+	end
+	return true
+end
+
 --- decode_payload(body, protocol, is_binary) -> packets | nil, err
 -- Binary packets come back as { bin = bytes }. As engine.io does: in EIO 3
 -- an error anywhere refuses the whole payload; in EIO 4 the packets before
@@ -223,15 +237,8 @@ function M.decode_payload(body, protocol, is_binary)
 				packets[#packets + 1] = { bin = sub(p, 2) }
 			else
 				if not utf8.len(p) then return nil, "payload is not UTF-8" end
-				if byte(p, 1) == 98 then
-					local bin = byte(p, 2) == 52 and M.unbase64(sub(p, 3))
-					if not bin then return nil, "bad base64 packet" end
-					packets[#packets + 1] = { bin = bin }
-				elseif check_text(p) then
-					packets[#packets + 1] = p
-				else
-					return nil, "bad packet"
-				end
+				local ok, err = add_text_packet(packets, p)
+				if not ok then return nil, err end
 			end
 			pos = i + 1 + n
 		end
@@ -250,15 +257,8 @@ function M.decode_payload(body, protocol, is_binary)
 		if not e then return nil, "length does not match" end
 		local p = sub(body, colon + 1, e - 1)
 		if n > 0 then
-			if byte(p, 1) == 98 then
-				local bin = byte(p, 2) == 52 and M.unbase64(sub(p, 3))
-				if not bin then return nil, "bad base64 packet" end
-				packets[#packets + 1] = { bin = bin }
-			elseif check_text(p) then
-				packets[#packets + 1] = p
-			else
-				return nil, "bad packet"
-			end
+			local ok, err = add_text_packet(packets, p)
+			if not ok then return nil, err end
 		end
 		pos = e
 	end
