@@ -74,7 +74,10 @@ struct ctx {
 struct ctx *core_ctx(lua_State *L);          /* create the context on first use */
 struct ctx *core_ctx_of(struct lws *wsi);
 int core_ctx_exists(lua_State *L);
-int workers_fork(lua_State *L, const char *host, int *port, int n);
+int workers_fork(lua_State *L, const char *host, int *port, int n, int sticky, int backlog,
+		 int *listen_fd, char *err, size_t errlen);
+int core_listen_socket(const char *host, int port, int backlog, int reuseport, char *err,
+		       size_t errlen);
 int workers_open(lua_State *L);
 int core_call(struct ctx *x, int nargs, int nresults); /* protected; 0 = ok */
 int core_dispatch_prepare(struct ctx *x, int obj_ref, const char *event);

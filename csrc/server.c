@@ -72,8 +72,8 @@ vhost_slot(struct lws *wsi)
 
 /* ---- the listening socket ---------------------------------------------- */
 
-static int
-listen_socket(const char *host, int port, int backlog, int reuseport, char *err, size_t errlen)
+int
+core_listen_socket(const char *host, int port, int backlog, int reuseport, char *err, size_t errlen)
 {
 	struct addrinfo hints, *res, *ai;
 	char portstr[16];
@@ -848,7 +848,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 static const char *const server_fields[] = {
 	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
 	"backlog", "reuseport", "slow_consumer", "max_body_size", "request_timeout", "compression",
-	"handshake_timeout", "keepalive_timeout", "workers", "rx_buffer_size", NULL
+	"handshake_timeout", "keepalive_timeout", "workers", "sticky", "rx_buffer_size", NULL
 };
 
 static const char *const compression_fields[] = {
@@ -973,7 +973,7 @@ l_server(lua_State *L)
 	struct server *s;
 	const char *host;
 	char err[256];
-	int port, backlog, reuseport, fd, workers;
+	int port, backlog, reuseport, fd = -1, workers, sticky;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	core_check_fields(L, 1, server_fields);
@@ -982,13 +982,15 @@ l_server(lua_State *L)
 	backlog = (int)core_opt_int_field(L, 1, "backlog", 511, 1, 65535);
 	reuseport = core_opt_bool_field(L, 1, "reuseport", 0);
 	workers = (int)core_opt_int_field(L, 1, "workers", 0, 0, 256);
+	sticky = core_opt_bool_field(L, 1, "sticky", 0);
+	if (sticky && !workers)
+		luaL_error(L, "option 'sticky' needs 'workers'");
 	if (workers) {
-		/* before any context exists: the parent never comes back */
-		if (workers_fork(L, host, &port, workers) < 0) {
-			snprintf(err, sizeof(err), "cannot listen on %s:%d: %s", host, port,
-				 strerror(errno));
+		/* before any context exists: the parent never comes back; with
+		 * sticky, fd is this worker's listener, made by the parent */
+		if (workers_fork(L, host, &port, workers, sticky, backlog, &fd, err,
+				 sizeof(err)) < 0)
 			return core_push_error(L, err, "listen");
-		}
 		reuseport = 1;
 	}
 	x = core_ctx(L);
@@ -1059,7 +1061,8 @@ l_server(lua_State *L)
 					       "certificate and key files)", "tls");
 		return core_push_error(L, "cannot create the server", "vhost");
 	}
-	fd = listen_socket(host, port, backlog, reuseport, err, sizeof(err));
+	if (fd < 0)
+		fd = core_listen_socket(host, port, backlog, reuseport, err, sizeof(err));
 	if (fd < 0)
 		return core_push_error(L, err, "listen");
 	s->fd = fd;

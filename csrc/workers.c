@@ -4,9 +4,20 @@
  * keeps the port reserved with a bound, never-listening socket, restarts
  * workers that die, forwards SIGTERM/SIGINT for a graceful stop and exits
  * when they are gone; it never returns to Lua and never runs a loop.
- * Workers get SIGTERM if the parent dies (PR_SET_PDEATHSIG): no orphans. */
+ * Workers get SIGTERM if the parent dies (PR_SET_PDEATHSIG): no orphans.
+ *
+ * sticky = true: every connection from one client address goes to the same
+ * worker (what Socket.IO's polling needs). The parent makes the N
+ * listeners itself, in order, so that listener i is index i of the
+ * kernel's SO_REUSEPORT group, attaches a classic BPF program that picks
+ * the index from a hash of the source address, and keeps them all open:
+ * a dead worker's listener stays in the group at its index, so the
+ * mapping never changes and its connections wait in its accept queue
+ * until the restarted worker (which inherits the same listener) takes
+ * them. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <linux/filter.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -24,6 +35,87 @@
 #define MAX_WORKERS 256
 
 static int worker_index;   /* 0 in the parent or without workers, else 1..N */
+static int sticky_fds[MAX_WORKERS];
+static int sticky_n;         /* how many of sticky_fds the parent holds (0: not sticky) */
+
+/* index = hash(source address) % n, for IPv4 and IPv6 (the low 32 bits of
+ * the address); IPv4-mapped clients of a dual-stack listener arrive with
+ * IPv4 headers. A result >= the group size makes the kernel fall back to
+ * its own hash, so a program can never strand a connection. */
+static int
+attach_sticky_program(int fd, int n)
+{
+	struct sock_filter code[] = {
+		BPF_STMT(BPF_LD | BPF_B | BPF_ABS, (uint32_t)SKF_NET_OFF),        /* version/IHL */
+		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 4),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 6, 2, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 12),   /* IPv4 saddr */
+		BPF_JUMP(BPF_JMP | BPF_JA, 1, 0, 0),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)SKF_NET_OFF + 20),   /* IPv6 saddr, low word */
+		BPF_STMT(BPF_ALU | BPF_MUL | BPF_K, 0x9e3779b1u),                 /* spread near addresses */
+		BPF_STMT(BPF_ALU | BPF_RSH | BPF_K, 16),
+		BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, (uint32_t)n),
+		BPF_STMT(BPF_RET | BPF_A, 0),
+	};
+	struct sock_fprog prog = { sizeof(code) / sizeof(code[0]), code };
+
+	return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog, sizeof(prog));
+}
+
+/* the parent's N listeners for sticky workers; -1 with err on failure */
+static int
+sticky_listeners(const char *host, int *port, int n, int backlog, char *err, size_t errlen)
+{
+	int i;
+
+	for (i = 0; i < n; i++) {
+		int fd = core_listen_socket(host, *port, backlog, 1, err, errlen);
+
+		if (fd < 0)
+			goto fail;
+		sticky_fds[i] = fd;
+		sticky_n = i + 1;
+		if (i == 0) {
+			struct sockaddr_storage ss;
+			socklen_t sl = sizeof(ss);
+
+			if (getsockname(fd, (struct sockaddr *)&ss, &sl))
+				goto fail_errno;
+			*port = ntohs(ss.ss_family == AF_INET6 ?
+				      ((struct sockaddr_in6 *)&ss)->sin6_port :
+				      ((struct sockaddr_in *)&ss)->sin_port);
+			if (attach_sticky_program(fd, n)) {
+				snprintf(err, errlen, "option 'sticky': cannot attach the reuseport "
+					 "program: %s", strerror(errno));
+				goto fail;
+			}
+		}
+	}
+	return 0;
+fail_errno:
+	snprintf(err, errlen, "cannot listen on %s:%d: %s", host, *port, strerror(errno));
+fail:
+	for (i = 0; i < sticky_n; i++)
+		close(sticky_fds[i]);
+	sticky_n = 0;
+	return -1;
+}
+
+/* in a sticky worker: keep only its own listener */
+static int
+sticky_take(int index)
+{
+	int i, fd = -1;
+
+	for (i = 0; i < sticky_n; i++) {
+		if (i == index - 1)
+			fd = sticky_fds[i];
+		else
+			close(sticky_fds[i]);
+	}
+	sticky_n = 0;
+	return fd;
+}
 
 static int
 reserve_port(const char *host, int port, int *bound)
@@ -148,11 +240,12 @@ supervise(int n, pid_t *pids, pid_t parent, const sigset_t *oldmask)
 /* Forks the workers. In each worker returns its index (1..n) with *port
  * resolved; the parent supervises and never returns. */
 int
-workers_fork(lua_State *L, const char *host, int *port, int n)
+workers_fork(lua_State *L, const char *host, int *port, int n, int sticky, int backlog,
+	     int *listen_fd, char *err, size_t errlen)
 {
 	pid_t pids[MAX_WORKERS], parent = getpid();
 	sigset_t set, old;
-	int i, reserve, bound = 0;
+	int i, reserve = -1, bound = 0;
 
 	if (worker_index)
 		luaL_error(L, "'workers' inside a worker process");
@@ -162,10 +255,18 @@ workers_fork(lua_State *L, const char *host, int *port, int n)
 	if (core_ctx_exists(L))
 		luaL_error(L, "'workers' must come before anything else uses lws (a server, "
 			   "client, timer or watch already exists)");
-	reserve = reserve_port(host, *port, &bound);
-	if (reserve < 0)
-		return -1;
-	*port = bound;
+	if (sticky) {
+		if (sticky_listeners(host, port, n, backlog, err, errlen))
+			return -1;
+	} else {
+		reserve = reserve_port(host, *port, &bound);
+		if (reserve < 0) {
+			snprintf(err, errlen, "cannot listen on %s:%d: %s", host, *port,
+				 strerror(errno));
+			return -1;
+		}
+		*port = bound;
+	}
 	fflush(NULL);
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
@@ -175,15 +276,17 @@ workers_fork(lua_State *L, const char *host, int *port, int n)
 	for (i = 0; i < n; i++) {
 		pid_t pid = spawn(i + 1, parent, &old);
 
-		if (pid == 0) {
-			close(reserve);
-			return worker_index;
-		}
+		if (pid == 0)
+			goto worker;
 		pids[i] = pid;
 	}
 	supervise(n, pids, parent, &old);
 	/* a restarted worker comes back here */
-	close(reserve);
+worker:
+	if (reserve >= 0)
+		close(reserve);
+	if (sticky)
+		*listen_fd = sticky_take(worker_index);
 	return worker_index;
 }
 

@@ -250,9 +250,11 @@ end
 local Raw = {}
 Raw.__index = Raw
 
-function H.raw(port)
+-- from: the local address to connect from (127.0.0.0/8 all works)
+function H.raw(port, from)
 	local s = assert(socket.tcp())
 	s:settimeout(5)
+	if from then assert(s:bind(from, 0)) end
 	assert(s:connect("127.0.0.1", port))
 	s:settimeout(0)
 	s:setoption("tcp-nodelay", true)

@@ -169,7 +169,7 @@ describe("socket.io across nodes", function()
 		assert.are.same({}, H.errors)
 	end)
 
-	it("runs the chatroom over Redis with workers: one online list, messages once", function()
+	it("runs the chatroom over Redis with sticky workers: one online list, messages once", function()
 		local rs = H.redis_server()
 		local args = { "--redis", "127.0.0.1:" .. rs.port, "--quiet" }
 		local a = H.demo("chatroom", 0, args)
@@ -178,8 +178,8 @@ describe("socket.io across nodes", function()
 		local p = H.node(PEER)
 		local clients = {
 			{ id = "u1", version = "2", port = a.port, transports = { "polling" } },
-			{ id = "u2", version = "4", port = b.port, transports = { "websocket" } },
-			{ id = "u3", version = "2", port = b.port, transports = { "websocket" } },
+			{ id = "u2", version = "4", port = b.port },   -- the upgrade, on sticky workers
+			{ id = "u3", version = "2", port = b.port, transports = { "polling" } },
 			{ id = "u4", version = "4", port = a.port },
 		}
 		local users, ids = {}, {}

@@ -8,9 +8,8 @@
 -- --redis: messages and the online list are shared with every chatroom
 -- process using that Redis (run one per machine, or several on one).
 -- --workers N: N worker processes on the port (needs --redis to share the
--- room). Polling needs sticky sessions across workers: with workers, give
--- the page the websocket transport only, or put a proxy with client-address
--- hashing in front (see the README).
+-- room), sticky: each client address always reaches the same worker, so
+-- polling sessions work (see the README's "Scaling out").
 local lws = require "lws"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
@@ -33,7 +32,7 @@ while arg[i] do
 	elseif a == "--client" then sio_opts.client_version = v
 	elseif a == "--quiet" then quiet = true; i = i - 1
 	elseif a == "--redis" then opts_redis = v
-	elseif a == "--workers" then opts.workers = number(v, a)
+	elseif a == "--workers" then opts.workers = number(v, a); opts.sticky = true
 	else
 		io.stderr:write("usage: server.lua [--port N] [--host H] [--ping-interval MS] "
 			.. "[--ping-timeout MS] [--client 2|4] [--quiet] [--redis HOST:PORT] [--workers N]\n")

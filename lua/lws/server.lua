@@ -38,7 +38,8 @@ local core_fields = {
 	host = true, port = true, tls = true, max_message_size = true, max_queue_bytes = true,
 	close_timeout = true, backlog = true, reuseport = true, slow_consumer = true,
 	max_body_size = true, request_timeout = true, compression = true,
-	handshake_timeout = true, keepalive_timeout = true, workers = true, rx_buffer_size = true,
+	handshake_timeout = true, keepalive_timeout = true, workers = true, sticky = true,
+	rx_buffer_size = true,
 }
 local lua_fields = {
 	verify = "function", handle_protocols = "function", path = "string",

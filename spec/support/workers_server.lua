@@ -1,5 +1,6 @@
--- A workers = 2 echo server for spec/workers_spec.lua: each reply says
--- which worker (index and pid) answered.
+-- A workers = 2 echo server for spec/workers_spec.lua: each reply (and
+-- GET /who) says which worker (index and pid) answered.
+--   bin/lws-lua spec/support/workers_server.lua [PORT [sticky]]
 local lws = require "lws"
 
 local function pid()
@@ -9,7 +10,10 @@ local function pid()
 	return p
 end
 
-local srv = assert(lws.server { host = "127.0.0.1", port = tonumber(arg[1]) or 0, workers = 2 })
+-- arg[2] == "sticky": one client address, one worker
+local srv = assert(lws.server { host = "127.0.0.1", port = tonumber(arg[1]) or 0, workers = 2,
+	sticky = arg[2] == "sticky" })
+srv:get("/who", function(_, res) res:send(("%d:%s"):format(lws.worker_index(), pid()), "text/plain") end)
 srv:on("connection", function(ws)
 	ws:on("message", function(data) ws:send(("%d:%s:%s"):format(lws.worker_index(), pid(), data)) end)
 end)
