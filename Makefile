@@ -9,7 +9,7 @@
 
 LUA      ?= lua5.4
 LUA_INC  ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
-LWS_LIBS ?= $(shell pkg-config --libs libwebsockets hiredis openssl 2>/dev/null || echo -lwebsockets -lhiredis -lssl -lcrypto)
+LWS_LIBS ?= $(shell pkg-config --libs libwebsockets hiredis openssl zlib 2>/dev/null || echo -lwebsockets -lhiredis -lssl -lcrypto -lz)
 CC       ?= cc
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g

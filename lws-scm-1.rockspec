@@ -38,7 +38,7 @@ build = {
             "csrc/timer.c",
             "csrc/watch.c", "csrc/workers.c",
          },
-         libraries = { "websockets", "hiredis", "ssl", "crypto" },
+         libraries = { "websockets", "hiredis", "ssl", "crypto", "z" },
          incdirs = { "$(WEBSOCKETS_INCDIR)", "$(HIREDIS_INCDIR)" },
          libdirs = { "$(WEBSOCKETS_LIBDIR)", "$(HIREDIS_LIBDIR)" },
          defines = {},

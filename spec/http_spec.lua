@@ -190,6 +190,40 @@ describe("HTTP", function()
 		assert.are.equal(405, (request(port, "POST", "/style.css", nil, "")))
 	end)
 
+	it("gzips text-like static files of 1 KiB up for clients that take gzip", function()
+		local dir = fixture()
+		local big = ("console.log('hello, world');\n"):rep(200)
+		local f = assert(io.open(dir .. "/big.js", "wb")); f:write(big); f:close()
+		f = assert(io.open(dir .. "/big.png", "wb")); f:write(big); f:close()
+		local srv, port = H.server()
+		srv:static("/", dir)
+		srv:static("/plain/", dir, { gzip = false })
+		local gz = { ["Accept-Encoding"] = "gzip, br" }
+		local function gunzip(data)
+			local path = os.tmpname()
+			local fh = assert(io.open(path, "wb")); fh:write(data); fh:close()
+			local p = assert(io.popen("gzip -dc < " .. path))
+			local out = p:read("a")
+			p:close()
+			os.remove(path)
+			return out
+		end
+		for _ = 1, 2 do   -- the second answer comes from the cache
+			local status, hdrs, body = request(port, "GET", "/big.js", gz)
+			assert.are.same({ 200, "gzip", "Accept-Encoding" }, { status, hdrs["content-encoding"], hdrs["vary"] })
+			assert.is_true(#body < #big / 10)
+			assert.are.equal(big, gunzip(body))
+		end
+		-- not asked for, not text, too small, or turned off: as is
+		for _, c in ipairs { { "/big.js" }, { "/big.png", gz }, { "/style.css", gz }, { "/plain/big.js", gz } } do
+			local status, hdrs, body = request(port, "GET", c[1], c[2])
+			assert.are.equal(200, status, c[1])
+			assert.is_nil(hdrs["content-encoding"], c[1])
+			assert.are.equal(c[1] == "/style.css" and "body{}" or big, body, c[1])
+		end
+		assert.has_error(function() srv:static("/x/", dir, { gzip = 1 }) end, "static: option 'gzip' must be a boolean")
+	end)
+
 	it("never serves anything outside the static directory", function()
 		local srv, port = H.server()
 		srv:static("/", fixture())

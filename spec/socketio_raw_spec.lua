@@ -210,6 +210,57 @@ describe("socket.io raw polling", function()
 		assert.are.same({ "small" }, got)
 	end)
 
+	it("gzips polling answers of 1024 bytes up for clients that take gzip (httpCompression)", function()
+		local function gunzip(data)
+			local path = os.tmpname()
+			local f = assert(io.open(path, "wb")); f:write(data); f:close()
+			local p = assert(io.popen("gzip -dc < " .. path))
+			local out = p:read("a")
+			p:close()
+			os.remove(path)
+			return out
+		end
+		local big = string.rep("abc€", 500)
+		for _, case in ipairs { { opts = {}, gzip = true }, { opts = { http_compression = false }, gzip = false },
+			{ opts = { http_compression = { threshold = 100000 } }, gzip = false } } do
+			local io, port = start(case.opts)
+			io:on("connection", function(socket)
+				socket:on("more", function() socket:emit("big", big) end)
+				socket:emit("big", big)
+			end)
+			local sid = handshake(port, 4)
+			post(port, 4, sid, "40")
+			local gz = { ["Accept-Encoding"] = "gzip, deflate, br" }
+			local status, hdrs, body = http(port, "GET", q(4, "polling", sid), nil, gz)
+			assert.are.equal(200, status)
+			local expected = '42["big","' .. big .. '"]'
+			if case.gzip then
+				assert.are.equal("gzip", hdrs["content-encoding"])
+				assert.are.equal("Accept-Encoding", hdrs["vary"])
+				assert.is_true(#body < #expected / 4)
+				body = gunzip(body)
+			else
+				assert.is_nil(hdrs["content-encoding"])
+			end
+			assert.matches('^40{"sid":"[^"]+"}\30', body)
+			assert.are.equal(expected, body:sub(-#expected))
+			-- without Accept-Encoding: plain
+			post(port, 4, sid, '42["more"]')
+			status, hdrs, body = http(port, "GET", q(4, "polling", sid))
+			assert.are.equal(200, status)
+			assert.is_nil(hdrs["content-encoding"])
+			assert.are.equal(expected, body)
+			-- small answers stay plain (the open packet)
+			status, hdrs, body = http(port, "GET", q(4, "polling"), nil, gz)
+			assert.are.equal(200, status)
+			assert.is_nil(hdrs["content-encoding"])
+			assert.matches('^0{"sid"', body)
+			H.clean()
+		end
+		assert.has_error(function() socketio(H.server(), { http_compression = 3 }) end,
+			"option 'http_compression' must be a boolean or a table, got number")
+	end)
+
 	it("closes a session that sends a second GET while one is held (400) or binary to EIO 4", function()
 		local io, port = start()
 		local log = disconnect_log(io)

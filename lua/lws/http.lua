@@ -192,10 +192,38 @@ local function static_mount(srv, prefix, dir, opts)
 	if prefix:sub(-1) ~= "/" then prefix = prefix .. "/" end
 	local f = srv:fields()
 	f._static = f._static or {}
+	if opts.gzip ~= nil and type(opts.gzip) ~= "boolean" then
+		error("static: option 'gzip' must be a boolean", 2)
+	end
 	table.insert(f._static, { prefix = prefix, root = real, index = opts.index or "index.html",
-		headers = opts.headers or {}, cache = opts.cache_control or "no-cache" })
+		headers = opts.headers or {}, cache = opts.cache_control or "no-cache",
+		gzip = opts.gzip ~= false, gzipped = {}, n_gzipped = 0 })
 	table.sort(f._static, function(a, b) return #a.prefix > #b.prefix end)
 	return srv
+end
+
+-- text-like types worth compressing (images, fonts, archives are not)
+local function compressible(ctype)
+	return ctype:find("^text/") or ctype:find("javascript") or ctype:find("json")
+		or ctype:find("svg") or ctype:find("xml") or ctype:find("wasm")
+end
+
+--- gzip_body(req, res, body, ctype[, cache, key]) -> body: gzipped (with
+-- Content-Encoding and Vary set) when the client takes gzip, the type is
+-- text-like and the body is 1 KiB or more; cache[key] keeps the result
+function M.gzip_body(req, res, body, ctype, cache, key)
+	if #body < 1024 or not compressible(ctype) then return body end
+	res:header("Vary", "Accept-Encoding")
+	local ae = req.headers["accept-encoding"]
+	if not ae or not ae:lower():find("gzip", 1, true) then return body end
+	local z = cache and cache[key]
+	if not z then
+		z = core.gzip(body, 6)
+		if cache then cache[key] = z end
+	end
+	if #z >= #body then return body end
+	res:header("Content-Encoding", "gzip")
+	return z
 end
 
 local function read_file(path)
@@ -265,7 +293,17 @@ local function serve_static(m, req, res)
 	local data, err = read_file(real)
 	if not data then res:error(403, "cannot read: " .. tostring(err)) return true end
 	local ext = real:match("%.([%w]+)$")
-	res:send(data, M.mime[ext and ext:lower() or ""] or "application/octet-stream")
+	local ctype = M.mime[ext and ext:lower() or ""] or "application/octet-stream"
+	if m.gzip then
+		-- compressed copies of up to 256 files per mount, keyed by path and
+		-- version; a full cache starts again rather than growing
+		if m.n_gzipped >= 256 then m.gzipped, m.n_gzipped = {}, 0 end
+		local key = real .. "\0" .. etag
+		local had = m.gzipped[key]
+		data = M.gzip_body(req, res, data, ctype, #data <= 4 << 20 and m.gzipped or nil, key)
+		if not had and m.gzipped[key] then m.n_gzipped = m.n_gzipped + 1 end
+	end
+	res:send(data, ctype)
 	return true
 end
 

@@ -127,7 +127,18 @@ function Session:_answer_get(packets)
 	local res, req = self.get_res, self.get_req
 	self.get_res, self.get_req = nil, nil
 	local body, ctype = parser.encode_payload(packets, self.protocol, self.supports_binary)
-	respond(res, 200, body, ctype, poll_headers(self.engine, req))
+	local headers = poll_headers(self.engine, req)
+	-- httpCompression: gzip what is big enough, when the client takes it
+	local hc = self.engine.opts.http_compression
+	if hc and #body >= hc.threshold then
+		local ae = req.headers["accept-encoding"]
+		if ae and ae:lower():find("gzip", 1, true) then
+			body = core.gzip(body, hc.level)
+			headers[#headers + 1] = { "Content-Encoding", "gzip" }
+			headers[#headers + 1] = { "Vary", "Accept-Encoding" }
+		end
+	end
+	respond(res, 200, body, ctype, headers)
 end
 
 function Session:flush()
@@ -640,6 +651,17 @@ function M.new(srv, opts)
 		tr[name] = true
 	end
 	o.transports = tr
+	-- httpCompression as Socket.IO: on, for polling answers of 1024 bytes up
+	local hc = o.http_compression
+	if hc == nil or hc == true then hc = {} end
+	if hc then
+		if type(hc) ~= "table" then error("option 'http_compression' must be a boolean or a table", 3) end
+		hc = { threshold = hc.threshold or 1024, level = hc.level or 6 }
+		if type(hc.threshold) ~= "number" or type(hc.level) ~= "number" or hc.level < 1 or hc.level > 9 then
+			error("option 'http_compression' needs a numeric threshold and a level of 1..9", 3)
+		end
+	end
+	o.http_compression = hc
 	o.max_http_buffer_size = math.tointeger(o.max_http_buffer_size) or math.floor(o.max_http_buffer_size)
 	local path = o.path:gsub("/+$", "") .. "/"
 	o.path = path

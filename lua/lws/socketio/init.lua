@@ -1002,7 +1002,7 @@ local function serve_client(server, opts, srv, path)
 			end
 			local ctype = name:match("%.map$") and "application/json; charset=utf-8"
 				or "application/javascript; charset=utf-8"
-			return res:send(entry.data, ctype)
+			return res:send(require("lws.http").gzip_body(req, res, entry.data, ctype, entry, "gz"), ctype)
 		end
 	end
 	for _, name in ipairs { "socket.io.js", "socket.io.js.map", "socket.io.min.js",
@@ -1034,7 +1034,7 @@ local option_types = {
 	transports = "table", allow_upgrades = "boolean", allow_eio3 = "boolean", cors = "table",
 	allow_request = "function", serve_client = "boolean", client_version = "string",
 	client_dir = "string", connection_state_recovery = "table", max_attachments = "number",
-	close_timeout = "number", bus = "table",
+	close_timeout = "number", bus = "table", http_compression = { boolean = true, table = true },
 }
 
 --- new(server, opts) -> io
@@ -1044,7 +1044,9 @@ function M.new(srv, opts)
 	for k, v in pairs(opts) do
 		local want = option_types[k]
 		if not want then error("unknown option '" .. tostring(k) .. "'", 2) end
-		if type(v) ~= want then
+		if type(want) == "table" and not want[type(v)] then
+			error(("option '%s' must be a boolean or a table, got %s"):format(k, type(v)), 2)
+		elseif type(want) == "string" and type(v) ~= want then
 			error(("option '%s' must be a %s, got %s"):format(k, want, type(v)), 2)
 		end
 	end
@@ -1066,7 +1068,7 @@ function M.new(srv, opts)
 	local eopts = {}
 	for _, k in ipairs { "path", "ping_interval", "ping_timeout", "upgrade_timeout",
 		"max_http_buffer_size", "transports", "allow_upgrades", "allow_eio3", "cors",
-		"allow_request", "close_timeout" } do
+		"allow_request", "close_timeout", "http_compression" } do
 		eopts[k] = o[k]
 	end
 	io.engine = engine.new(srv, eopts)
