@@ -52,6 +52,18 @@ local function call(p, id, event, ...)
 	return p:wait("ack", 10000, function(e) return e.tag == tag end).args
 end
 
+-- waits until the bus of the node (worker) serving each of ids can
+-- publish and is subscribed
+local function wait_buses(p, ids)
+	for _, id in ipairs(ids) do
+		local ok, err = pcall(H.run_until, function()
+			if call(p, id, "whoami")[3] == true then return true end
+			H.run_for(50)
+		end, 15000, "the bus of " .. id .. "'s node")
+		if not ok then error(err, 2) end
+	end
+end
+
 local function send(p, id, event, ...)
 	p:cmd { cmd = "emit", id = id, event = event, argsJson = json.encode(json.array(table.pack(...))) }
 end
@@ -107,6 +119,7 @@ describe("socket.io across nodes", function()
 		for _, ids in pairs(on_worker) do workers[#workers + 1] = ids end
 		assert.are.equal(2, #workers, "the connections reached both workers")
 		local cx, cy = workers[1][1], workers[2][1]
+		wait_buses(p, { "a1", "b1", cx, cy })
 		local everyone = { "a1", "a2", "b1", "b2" }
 		for _, id in ipairs(c_ids) do everyone[#everyone + 1] = id end
 
@@ -154,6 +167,7 @@ describe("socket.io across nodes", function()
 		expect(p, { "b1", "b2" }, "msg", "during")
 		rs = H.redis_server(rs.port)
 		wait_subscribers(rs.port, "sio-spec", 4)
+		wait_buses(p, { "a1", "b1", cx, cy })
 		send(p, "b1", "all", "after")
 		expect(p, everyone, "msg", "after")
 		send(p, cx, "to", "r1", "r1-after")
