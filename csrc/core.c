@@ -5,6 +5,7 @@
  * catches them, reports the traceback through the error hook, and lets
  * the caller decide what to close. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -680,6 +681,18 @@ l_stats(lua_State *L)
 	lua_setfield(L, -2, "context");
 	lua_pushboolean(L, x->running);
 	lua_setfield(L, -2, "running");
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+	{
+		/* the C heap of the whole process: what is allocated, and what
+		 * malloc holds from the kernel (RSS above it is fragmentation) */
+		struct mallinfo2 mi = mallinfo2();
+
+		lua_pushinteger(L, (lua_Integer)(mi.uordblks + mi.hblkhd));
+		lua_setfield(L, -2, "heap_in_use");
+		lua_pushinteger(L, (lua_Integer)(mi.arena + mi.hblkhd));
+		lua_setfield(L, -2, "heap_held");
+	}
+#endif
 	return 1;
 }
 

@@ -541,6 +541,8 @@ async function sample(label) {
     label, t: (now - t0) / 1000, rss: p.rss, fds: p.fds, open: openNow, cpuPct, dPct, otherPct, cpuTotal: p.cpu,
     conns: st ? st.connections : -1, msgsIn: st ? st.messages_in : -1, msgsOut: st ? st.messages_out : -1,
     opened: T.opened, luaKib: st ? st.lua_kib : -1, queued: st ? st.queued_bytes : -1,
+    heapKib: st && st.heap_kib !== undefined ? st.heap_kib : -1,
+    heldKib: st && st.heap_held_kib !== undefined ? st.heap_held_kib : -1,
   };
   samples.push(s);
   return s;
@@ -548,11 +550,11 @@ async function sample(label) {
 
 function row(s) {
   const c = (v, w) => String(v).padStart(w);
-  return `| ${c(s.label, 7)} | ${c(s.t.toFixed(0), 6)} | ${c(fmtMiB(s.rss), 8)} | ${c(s.fds, 5)} | ${c(s.conns, 5)} | ${c(s.open, 5)} | ${c(s.cpuPct.toFixed(1), 5)} | ${c(s.dPct.toFixed(1), 8)} | ${c(s.otherPct.toFixed(0), 7)} | ${c(s.opened, 8)} | ${c(s.msgsIn, 10)} | ${c(s.msgsOut, 10)} | ${c(s.luaKib, 7)} | ${c(fmtMiB(s.queued / 1024), 9)} |`;
+  return `| ${c(s.label, 7)} | ${c(s.t.toFixed(0), 6)} | ${c(fmtMiB(s.rss), 8)} | ${c(s.fds, 5)} | ${c(s.conns, 5)} | ${c(s.open, 5)} | ${c(s.cpuPct.toFixed(1), 5)} | ${c(s.dPct.toFixed(1), 8)} | ${c(s.otherPct.toFixed(0), 7)} | ${c(s.opened, 8)} | ${c(s.msgsIn, 10)} | ${c(s.msgsOut, 10)} | ${c(s.luaKib, 7)} | ${c(fmtMiB(s.queued / 1024), 9)} | ${c(fmtMiB(s.heapKib), 8)} | ${c(fmtMiB(s.heldKib), 8)} |`;
 }
 const HEADER = [
-  '| sample  |    t s | RSS MiB  |   fds | conns |  open | CPU % | drv CPU% | other % | connects |   msgs in  |  msgs out  | Lua KiB | queue MiB |',
-  '| ------- | -----: | -------: | ----: | ----: | ----: | ----: | -------: | ------: | -------: | ---------: | ---------: | ------: | --------: |',
+  '| sample  |    t s | RSS MiB  |   fds | conns |  open | CPU % | drv CPU% | other % | connects |   msgs in  |  msgs out  | Lua KiB | queue MiB | heap MiB | held MiB |',
+  '| ------- | -----: | -------: | ----: | ----: | ----: | ----: | -------: | ------: | -------: | ---------: | ---------: | ------: | --------: | -------: | -------: |',
 ];
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

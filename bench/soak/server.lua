@@ -98,6 +98,7 @@ local function stats_line(gc)
 		"clients=" .. server:client_count(), "subscribers=" .. server:subscribers("news"),
 		"lws_connections=" .. ls.connections, "lws_timers=" .. ls.timers,
 		"lua_kib=" .. math.floor(collectgarbage("count")),
+		"heap_kib=" .. ((ls.heap_in_use or -1024) // 1024), "heap_held_kib=" .. ((ls.heap_held or -1024) // 1024),
 	}
 	for _, k in ipairs { "tick", "news", "tick_refused", "news_refused", "echo_refused",
 		"bye", "chaos", "errors", "unexpected_errors" } do
