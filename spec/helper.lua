@@ -434,6 +434,19 @@ end
 
 H.shell_quote = shell_quote
 
+--- gunzip(data) -> what gzip -dc makes of it (a decoder we did not write)
+function H.gunzip(data)
+	local path = os.tmpname()
+	local f = assert(io.open(path, "wb"))
+	f:write(data)
+	f:close()
+	local p = assert(io.popen("gzip -dc < " .. shell_quote(path)))
+	local out = p:read("a")
+	p:close()
+	os.remove(path)
+	return out
+end
+
 local function read_file(file)
 	local f = io.open(file)
 	if not f then return "" end

@@ -199,20 +199,11 @@ describe("HTTP", function()
 		srv:static("/", dir)
 		srv:static("/plain/", dir, { gzip = false })
 		local gz = { ["Accept-Encoding"] = "gzip, br" }
-		local function gunzip(data)
-			local path = os.tmpname()
-			local fh = assert(io.open(path, "wb")); fh:write(data); fh:close()
-			local p = assert(io.popen("gzip -dc < " .. path))
-			local out = p:read("a")
-			p:close()
-			os.remove(path)
-			return out
-		end
 		for _ = 1, 2 do   -- the second answer comes from the cache
 			local status, hdrs, body = request(port, "GET", "/big.js", gz)
 			assert.are.same({ 200, "gzip", "Accept-Encoding" }, { status, hdrs["content-encoding"], hdrs["vary"] })
 			assert.is_true(#body < #big / 10)
-			assert.are.equal(big, gunzip(body))
+			assert.are.equal(big, H.gunzip(body))
 		end
 		-- not asked for, not text, too small, or turned off: as is
 		for _, c in ipairs { { "/big.js" }, { "/big.png", gz }, { "/style.css", gz }, { "/plain/big.js", gz } } do
