@@ -154,6 +154,16 @@ describe("socket.io across nodes", function()
 		expect(p, { "b1", "b2" }, "msg", "during")
 		rs = H.redis_server(rs.port)
 		wait_subscribers(rs.port, "sio-spec", 4)
+		-- subscribed is not enough: each bus publishes on its other
+		-- connection, which reconnects on its own schedule, and what it
+		-- publishes before that is lost (lws.bus's contract)
+		for _, id in ipairs { "a1", "b1", cx, cy } do
+			local ready = false
+			H.run_until(function()
+				if not ready then ready = call(p, id, "ready")[1] == true end
+				return ready
+			end, 15000, id .. "'s bus to be ready", 50)
+		end
 		send(p, "b1", "all", "after")
 		expect(p, everyone, "msg", "after")
 		send(p, cx, "to", "r1", "r1-after")

@@ -25,6 +25,7 @@ local node = require("lws.bus").default_node_id()
 
 sio:on("connection", function(socket)
 	socket:on("whoami", function(ack) ack(node, socket.id) end)
+	socket:on("ready", function(ack) ack(bus:ready()) end)
 	socket:on("join", function(room, ack) socket:join(room); ack(true) end)
 	socket:on("leave", function(room, ack) socket:leave(room); ack(true) end)
 	socket:on("all", function(text) sio:emit("msg", text) end)
