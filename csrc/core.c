@@ -397,9 +397,19 @@ ctx_create_lws(struct ctx *x)
 	/* a new connection must send its first byte within this many seconds
 	 * (then the server's handshake_timeout applies) */
 	info.timeout_secs = 10;
-	x->lws = lws_create_context(&info);
-	if (!x->lws)
+	if (x->loop_kind == CORE_LOOP_LIBEV && evloop_new(x, &info))
 		return -1;
+	x->lws = lws_create_context(&info);
+	if (!x->lws) {
+		evloop_free(x);
+		return -1;
+	}
+	if (x->ev && evloop_attach(x->ev)) {
+		lws_context_destroy(x->lws);
+		x->lws = NULL;
+		evloop_free(x);
+		return -1;
+	}
 
 	memset(&x->internal_protocols, 0, sizeof(x->internal_protocols));
 	x->internal_protocols[0].name = "lws-lua-client";
@@ -417,6 +427,7 @@ ctx_create_lws(struct ctx *x)
 	if (!x->internal) {
 		lws_context_destroy(x->lws);
 		x->lws = NULL;
+		evloop_free(x);
 		return -1;
 	}
 	return 0;
@@ -437,6 +448,9 @@ ctx_destroy_now(struct ctx *x)
 	x->destroying = 0;
 	x->lws = NULL;
 	x->internal = NULL;
+	/* with a foreign libev loop lws is done in one call: it stopped its
+	 * watchers, so the loop goes after it (never before) */
+	evloop_free(x);
 	client_vhosts_free(x);
 	server_vhosts_free(x);
 	x->destroy_pending = 0;
@@ -548,7 +562,12 @@ service(struct ctx *x, int timeout)
 	int n;
 
 	x->in_service = 1;
-	n = lws_service(x->lws, timeout);
+	if (x->ev) {
+		evloop_run(x->ev, timeout < 0);
+		n = 0;
+	} else {
+		n = lws_service(x->lws, timeout);
+	}
 	x->in_service = 0;
 	if (x->destroy_pending)
 		ctx_destroy_now(x);
@@ -655,6 +674,19 @@ l_report(lua_State *L)
 	return 0;
 }
 
+static const char *const loop_names[] = { "poll", "libev", NULL };
+
+static int
+loop_kind_of(const char *name)
+{
+	int i;
+
+	for (i = 0; loop_names[i]; i++)
+		if (!strcmp(name, loop_names[i]))
+			return i;
+	return -1;
+}
+
 static int
 l_stats(lua_State *L)
 {
@@ -681,6 +713,8 @@ l_stats(lua_State *L)
 	lua_setfield(L, -2, "context");
 	lua_pushboolean(L, x->running);
 	lua_setfield(L, -2, "running");
+	lua_pushstring(L, loop_names[x->loop_kind]);
+	lua_setfield(L, -2, "loop");
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
 	{
 		/* the C heap of the whole process: what is allocated, and what
@@ -694,6 +728,31 @@ l_stats(lua_State *L)
 	}
 #endif
 	return 1;
+}
+
+/* configure{ loop = "poll"|"libev" }: process-level choices that must be
+ * made before the context exists (the first server, client or timer) */
+static int
+l_configure(lua_State *L)
+{
+	static const char *const fields[] = { "loop", NULL };
+	struct ctx *x = core_state(L);
+	const char *loop;
+	int kind;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	core_check_fields(L, 1, fields);
+	loop = core_opt_str_field(L, 1, "loop", NULL);
+	if (!loop)
+		return 0;
+	kind = loop_kind_of(loop);
+	if (kind < 0)
+		return luaL_error(L, "option 'loop' must be \"poll\" or \"libev\", got \"%s\"", loop);
+	if (x->lws && kind != x->loop_kind)
+		return luaL_error(L, "configure: the loop is already in use (configure before "
+				  "the first server, client or timer, or after lws.shutdown())");
+	x->loop_kind = kind;
+	return 0;
 }
 
 /* now(): monotonic milliseconds (float, microsecond resolution) */
@@ -829,6 +888,7 @@ static const luaL_Reg core_funcs[] = {
 	{ "set_log", l_set_log },
 	{ "report", l_report },
 	{ "stats", l_stats },
+	{ "configure", l_configure },
 	{ "now", l_now },
 	{ NULL, NULL }
 };
@@ -857,6 +917,14 @@ luaopen_lws_core(lua_State *L)
 		x->L = lua_tothread(L, -1);
 		lua_pop(L, 1);
 		x->dispatch_ref = x->error_ref = x->log_ref = LUA_NOREF;
+		if (getenv("LWS_LUA_LOOP") && *getenv("LWS_LUA_LOOP")) {
+			x->loop_kind = loop_kind_of(getenv("LWS_LUA_LOOP"));
+			if (x->loop_kind < 0) {
+				x->loop_kind = CORE_LOOP_POLL;
+				return luaL_error(L, "LWS_LUA_LOOP must be \"poll\" or \"libev\", got \"%s\"",
+						  getenv("LWS_LUA_LOOP"));
+			}
+		}
 		luaL_newmetatable(L, CTX_MT);
 		lua_pushcfunction(L, ctx_gc);
 		lua_setfield(L, -2, "__gc");

@@ -28,6 +28,7 @@
 
 struct server;
 struct conn;
+struct evloop;
 
 /* Every object we hang on a wsi (lws_set_opaque_user_data) starts with
  * one of these, so a callback can tell what it was given. */
@@ -66,6 +67,8 @@ struct ctx {
 	struct server *adopting;             /* server whose socket lws is adopting */
 	int destroying;                      /* inside lws_context_destroy */
 	lws_sorted_usec_list_t sul_deferred; /* runs deferred work on the next turn */
+	int loop_kind;                       /* CORE_LOOP_*: chosen before the context exists */
+	struct evloop *ev;                   /* the libev backend's state, or NULL */
 	struct deferred *deferred_head, *deferred_tail;
 	unsigned char batch[LWS_PRE + 65536];   /* conn.c write_batch scratch */
 };
@@ -97,6 +100,13 @@ int core_fields_index(lua_State *L);
 int core_fields_newindex(lua_State *L);
 void core_wake(struct ctx *x);
 void core_finalize_from_gc(struct ctx *x);
+
+/* evloop.c: the opt-in libev backend (LWS_LUA_LOOP=libev, lws.configure) */
+enum { CORE_LOOP_POLL = 0, CORE_LOOP_LIBEV = 1 };
+int evloop_new(struct ctx *x, struct lws_context_creation_info *info);
+int evloop_attach(struct evloop *e);
+void evloop_run(struct evloop *e, int nowait);
+void evloop_free(struct ctx *x);
 
 /* A function to run on the next loop turn (outside the current lws callback). */
 typedef void (*deferred_fn)(struct ctx *x, void *arg, int arg_ref);

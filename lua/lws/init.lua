@@ -63,6 +63,9 @@ M.stop = core.stop
 --- shutdown(): destroy every server, connection and timer now.
 M.shutdown = core.shutdown
 M.stats = core.stats
+--- configure{ loop = "libev" }: before the first server, client or timer;
+-- the environment variable LWS_LUA_LOOP=libev does the same.
+M.configure = core.configure
 M.now = core.now
 
 -- Timers: the browser's argument order, milliseconds.
