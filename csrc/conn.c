@@ -185,8 +185,9 @@ set_close(struct conn *c, uint16_t code, const char *reason, size_t rlen)
 static void
 arm_backstop(struct conn *c)
 {
-	/* if the peer never lets us write (or never answers our Close), lws
-	 * kills the connection after this many seconds */
+	/* if the peer never lets us write, lws kills the connection after
+	 * this many seconds; once our Close is out, lws 4.1.6 replaces this
+	 * with its own fixed 5 s wait for the peer's Close (ops-ws.c) */
 	if (c->wsi)
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, c->close_timeout);
 }
