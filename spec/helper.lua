@@ -454,6 +454,8 @@ local function read_file(file)
 	f:close()
 	return s
 end
+--- read_file(path) -> its contents ("" when it cannot be read)
+H.read_file = read_file
 
 -- The demo's own process must not inherit the ASan/valgrind preload of ours;
 -- with only an ASan build there is nothing else to run it against.

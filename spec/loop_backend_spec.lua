@@ -10,13 +10,7 @@ local H = require "helper"
 local json = require "lws.json"
 local lws = require "lws"
 
-local function read(path)
-	local f = io.open(path)
-	if not f then return "" end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local read = H.read_file
 
 -- starts spec/support/loop_backend_server.lua with the given environment
 -- -> port, output file, pid

@@ -1,13 +1,7 @@
 -- lws.server{ workers = N }: worker processes on one port, supervised.
 local H = require "helper"
 
-local function read(path)
-	local f = io.open(path)
-	if not f then return "" end
-	local s = f:read("a")
-	f:close()
-	return s
-end
+local read = H.read_file
 
 local function alive(pid) return os.execute("kill -0 " .. pid .. " 2>/dev/null") == true end
 
