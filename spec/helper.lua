@@ -544,9 +544,10 @@ local function accepting(port)
 	return ok ~= nil
 end
 
---- redis_server([port]) -> { port, pid, stop() }: a fresh redis-server
--- (nothing saved), accepting connections; H.clean stops it
-function H.redis_server(port)
+--- redis_server([port[, extra]]) -> { port, pid, stop() }: a fresh
+-- redis-server (nothing saved; extra: more arguments, e.g. "--requirepass
+-- x"), accepting connections; H.clean stops it
+function H.redis_server(port, extra)
 	if not port then
 		local s = assert(socket.bind("127.0.0.1", 0))
 		local _, p = s:getsockname()
@@ -556,15 +557,17 @@ function H.redis_server(port)
 	local r = { port = port, log = os.tmpname() }
 	local pidfile = os.tmpname()
 	os.execute(("env -u LD_PRELOAD redis-server --port %d --bind 127.0.0.1 --save '' --appendonly no " ..
-		"--daemonize no >%s 2>&1 </dev/null & echo $! >%s"):format(port, shell_quote(r.log), shell_quote(pidfile)))
+		"--daemonize no %s >%s 2>&1 </dev/null & echo $! >%s"):format(port, extra or "", shell_quote(r.log),
+		shell_quote(pidfile)))
 	r.pid = tonumber(read_file(pidfile):match("%d+"))
 	os.remove(pidfile)
 	function r.stop()
-		if not r.pid then return end
-		os.execute("kill -9 " .. r.pid .. " 2>/dev/null")
-		r.pid = nil
-		pcall(H.run_until, function() return not accepting(port) end, 5000, "redis-server to stop", 20)
-		os.remove(r.log)
+		if r.pid then
+			os.execute("kill -9 " .. r.pid .. " 2>/dev/null")
+			r.pid = nil
+			pcall(H.run_until, function() return not accepting(port) end, 5000, "redis-server to stop", 20)
+		end
+		if r.log then os.remove(r.log); r.log = nil end
 	end
 	redises[#redises + 1] = r
 	local ok, err = pcall(H.run_until, function() return accepting(port) end, 10000,

@@ -134,25 +134,9 @@ local function read_log(p)
 	return s
 end
 
-local function accepting(port)
-	local s = socket.tcp()
-	s:settimeout(0.2)
-	local ok = s:connect("127.0.0.1", port)
-	s:close()
-	return ok ~= nil
-end
-
---- redis_server([port[, extra args]]) -> { port, pid }, accepting connections
-local function redis_server(port, extra)
-	port = port or free_port()
-	local p = spawn(("env -u LD_PRELOAD redis-server --port %d --bind 127.0.0.1 --save '' " ..
-		"--appendonly no --daemonize no %s"):format(port, extra or ""), os.tmpname())
-	p.port = port
-	local ok, err = pcall(H.run_until, function() return accepting(port) end, 10000,
-		"redis-server to accept connections", 20)
-	if not ok then error(err .. "\n" .. read_log(p), 2) end
-	return p
-end
+-- redis_server([port[, extra args]]) -> { port, pid, stop() }, accepting
+-- connections; H.clean stops it
+local redis_server = H.redis_server
 
 local function client(opts)
 	local r = redis.connect(opts)

@@ -117,8 +117,8 @@ M.redis = redis
 --- lws.bus{ redis = {…}, channel = … }: broadcasts and topics across nodes
 M.bus = require("lws.bus").new
 --- lws.socketio(server, opts): a Socket.IO server on an lws server
-local socketio = require "lws.socketio"
-M.socketio = function(srv, opts) return socketio.new(srv, opts) end
+-- (loaded on first use: a plain WebSocket server never pays for it)
+M.socketio = function(srv, opts) return require("lws.socketio").new(srv, opts) end
 M.json = require "lws.json"
 
 return M

@@ -7,28 +7,12 @@
 // errors and warnings, uncaught exceptions, dialogs and CSP violations.
 // Never downloads a browser: executablePath is Debian's /usr/bin/chromium.
 'use strict';
-const net = require('net');
 
-// page.waitForFunction evaluates its predicate with eval, which our pages'
-// Content-Security-Policy forbids (playwright-core 1.49, the last release
-// that runs on Debian 12's Node 18): poll with page.evaluate instead
-async function waitFor(page, fn, arg, timeout) {
-  const deadline = Date.now() + timeout;
-  for (;;) {
-    if (await page.evaluate(fn, arg)) return;
-    if (Date.now() > deadline) throw new Error(`waitFor: timeout ${timeout}ms exceeded`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 const path = require('path');
 const { chromium } = require(path.join(__dirname, '..', '..', 'node_modules', 'playwright-core'));
 
-const ctl = net.connect(Number(process.argv[2]), '127.0.0.1');
-ctl.setNoDelay(true);
-const out = (ev) => ctl.write(JSON.stringify(ev) + '\n');
+const { out, onCommand, onGone, CHROMIUM, waitFor } = require('./control');
 
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-  '--disable-component-update', '--no-first-run'];
 let browser = null;
 const pages = {};
 
@@ -44,9 +28,7 @@ function get(name) {
 
 const commands = {
   async launch() {
-    browser = await chromium.launch({
-      executablePath: process.env.LWS_CHROMIUM || '/usr/bin/chromium', args: ARGS, timeout: 30000,
-    });
+    browser = await chromium.launch({ ...CHROMIUM, timeout: 30000 });
     return { version: browser.version() };
   },
 
@@ -170,18 +152,11 @@ const commands = {
   },
 };
 
-let buf = '';
-ctl.on('data', (d) => {
-  buf += d;
-  let i;
-  while ((i = buf.indexOf('\n')) >= 0) {
-    const c = JSON.parse(buf.slice(0, i));
-    buf = buf.slice(i + 1);
-    Promise.resolve()
-      .then(() => commands[c.cmd](c))
-      .then((value) => out({ ev: 'result', id: c.id, ok: true, value }),
-        (e) => out({ ev: 'result', id: c.id, ok: false, error: String(e && e.message || e) }));
-  }
+onCommand((c) => {
+  Promise.resolve()
+    .then(() => commands[c.cmd](c))
+    .then((value) => out({ ev: 'result', id: c.id, ok: true, value }),
+      (e) => out({ ev: 'result', id: c.id, ok: false, error: String(e && e.message || e) }));
 });
 // the spec went away: take the browser down with us
 const quit = () => {
@@ -190,7 +165,6 @@ const quit = () => {
   (b ? b.close() : Promise.resolve()).catch(() => {}).finally(() => process.exit(0));
   setTimeout(() => process.exit(0), 3000).unref();
 };
-ctl.on('close', quit);
-ctl.on('error', quit);
+onGone(quit);
 process.on('SIGTERM', quit);
 out({ ev: 'ready', pid: process.pid });

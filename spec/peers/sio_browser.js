@@ -5,15 +5,12 @@
 // recorded; requests that leave 127.0.0.1 are aborted and reported, as are
 // console errors, page errors, dialogs and CSP violations.
 'use strict';
-const net = require('net');
 const fs = require('fs');
 const path = require('path');
 const nm = path.join(__dirname, '..', '..', 'node_modules');
 const { chromium } = require(path.join(nm, 'playwright-core'));
 
-const ctl = net.connect(Number(process.argv[2]), '127.0.0.1');
-ctl.setNoDelay(true);
-const out = (ev) => ctl.write(JSON.stringify(ev) + '\n');
+const { out, onCommand, onGone, CHROMIUM, waitFor } = require('./control');
 
 const V4_BUNDLE = fs.readFileSync(path.join(nm, 'socket.io-client', 'dist', 'socket.io.js'));
 
@@ -82,16 +79,6 @@ async function state(c) {
     problems: rec.problems }, s));
 }
 
-// waitForFunction polls with an in-page eval, which the page's CSP
-// (rightly) forbids: poll from here with evaluate() instead
-async function waitFor(page, fn, arg, timeout) {
-  const end = Date.now() + (timeout || 10000);
-  for (;;) {
-    if (await page.evaluate(fn, arg)) return;
-    if (Date.now() > end) throw new Error('timed out after ' + (timeout || 10000) + ' ms');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const commands = {
   open,
@@ -135,34 +122,21 @@ const commands = {
   },
 };
 
-let buf = '';
 let chain = Promise.resolve();
-ctl.on('data', (d) => {
-  buf += d;
-  let i;
-  while ((i = buf.indexOf('\n')) >= 0) {
-    const line = buf.slice(0, i);
-    buf = buf.slice(i + 1);
-    const c = JSON.parse(line);
-    // one command at a time, in order
-    chain = chain.then(() => commands[c.cmd](c)).catch((e) => {
-      out({ ev: 'cmd-error', cmd: c.cmd, id: c.id, message: e.message });
-    });
-  }
+onCommand((c) => {
+  // one command at a time, in order
+  chain = chain.then(() => commands[c.cmd](c)).catch((e) => {
+    out({ ev: 'cmd-error', cmd: c.cmd, id: c.id, message: e.message });
+  });
 });
 const quit = async () => {
   try { if (browser) await browser.close(); } catch (e) { /* going anyway */ }
   process.exit(0);
 };
-ctl.on('close', quit);
-ctl.on('error', quit);
+onGone(quit);
 process.on('SIGTERM', quit);
 
 (async () => {
-  browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--no-first-run'],
-  });
+  browser = await chromium.launch(CHROMIUM);
   out({ ev: 'ready', pid: process.pid });
 })().catch((e) => { out({ ev: 'cmd-error', cmd: 'launch', message: e.message }); process.exit(1); });

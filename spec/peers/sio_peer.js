@@ -7,7 +7,6 @@
 // $ok telling whether they equal bigText(length) (generated on both sides,
 // so a megabyte never crosses the control socket).
 'use strict';
-const net = require('net');
 const path = require('path');
 const nm = path.join(__dirname, '..', '..', 'node_modules');
 const libs = {
@@ -15,9 +14,7 @@ const libs = {
   4: require(path.join(nm, 'socket.io-client')),
 };
 
-const ctl = net.connect(Number(process.argv[2]), '127.0.0.1');
-ctl.setNoDelay(true);
-const out = (ev) => ctl.write(JSON.stringify(ev) + '\n');
+const { out, serve } = require('./control');
 
 // text with every kind of character the framing must survive
 const BLOCK = 'abc€😀\u2028\u2029\x1e\x00"\\:4é';
@@ -162,17 +159,4 @@ const commands = {
   exit() { process.exit(0); },
 };
 
-let buf = '';
-ctl.on('data', (d) => {
-  buf += d;
-  let i;
-  while ((i = buf.indexOf('\n')) >= 0) {
-    const line = buf.slice(0, i);
-    buf = buf.slice(i + 1);
-    const c = JSON.parse(line);
-    try { commands[c.cmd](c); } catch (e) { out({ ev: 'cmd-error', cmd: c.cmd, message: e.stack }); }
-  }
-});
-ctl.on('close', () => process.exit(0));
-ctl.on('error', () => process.exit(1));
-out({ ev: 'ready', pid: process.pid });
+serve(commands, { stack: true });

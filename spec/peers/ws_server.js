@@ -14,16 +14,13 @@
 // client we did not write, checking what our wss:// server offers.
 'use strict';
 const fs = require('fs');
-const net = require('net');
 const http = require('http');
 const https = require('https');
 const tls = require('tls');
 const path = require('path');
 const WebSocket = require(path.join(__dirname, '..', '..', 'node_modules', 'ws'));
 
-const ctl = net.connect(Number(process.argv[2]), '127.0.0.1');
-ctl.setNoDelay(true);
-const out = (ev) => ctl.write(JSON.stringify(ev) + '\n');
+const { out, serve } = require('./control');
 
 // the same pattern as helper.pattern() in Lua
 function pattern(size, binary) {
@@ -161,17 +158,4 @@ const commands = {
   exit() { process.exit(0); },
 };
 
-let buf = '';
-ctl.on('data', (d) => {
-  buf += d;
-  let i;
-  while ((i = buf.indexOf('\n')) >= 0) {
-    const line = buf.slice(0, i);
-    buf = buf.slice(i + 1);
-    const c = JSON.parse(line);
-    try { commands[c.cmd](c); } catch (e) { out({ ev: 'cmd-error', cmd: c.cmd, message: e.message }); }
-  }
-});
-ctl.on('close', () => process.exit(0));
-ctl.on('error', () => process.exit(1));
-out({ ev: 'ready', pid: process.pid });
+serve(commands);
