@@ -78,6 +78,77 @@ ask_writable(struct conn *c)
 		lws_callback_on_writable(c->wsi);
 }
 
+/* Data queued on an open connection is written by conn_flush_all just
+ * before the loop polls again, not from a WRITEABLE callback: asking for
+ * one costs a poll pass (and with epoll two epoll_ctl) per message. lws
+ * then only sees a write outside WRITEABLE, which it handles for a plain
+ * ws connection: what the socket does not take goes to its buflist_out
+ * and it asks for POLLOUT itself. Control frames, pmd and closing keep
+ * the WRITEABLE path. */
+static int
+flush_direct_ok(const struct conn *c)
+{
+	return c->wsi && c->state == CONN_OPEN && !c->pmd && !c->ping_pending &&
+	       !c->got_peer_close && !c->inflight && !lws_partial_buffered(c->wsi);
+}
+
+static void
+flush_unlist(struct conn *c)
+{
+	struct ctx *x = c->ctx;
+
+	if (!c->flush_listed)
+		return;
+	if (c->flush_prev)
+		c->flush_prev->flush_next = c->flush_next;
+	else
+		x->flush_head = c->flush_next;
+	if (c->flush_next)
+		c->flush_next->flush_prev = c->flush_prev;
+	c->flush_prev = c->flush_next = NULL;
+	c->flush_listed = 0;
+}
+
+static void
+want_write(struct conn *c)
+{
+	struct ctx *x = c->ctx;
+
+	if (!flush_direct_ok(c)) {
+		ask_writable(c);
+		return;
+	}
+	if (c->flush_listed)
+		return;
+	c->flush_prev = NULL;
+	c->flush_next = x->flush_head;
+	if (x->flush_head)
+		x->flush_head->flush_prev = c;
+	x->flush_head = c;
+	c->flush_listed = 1;
+	core_flush_soon(x);
+}
+
+/* Before every poll: each listed connection writes its queue (several
+ * small messages in one send), as its WRITEABLE callback would. */
+void
+conn_flush_all(struct ctx *x)
+{
+	struct conn *c;
+
+	if (!x->lws || x->destroying)
+		return;
+	while ((c = x->flush_head)) {
+		flush_unlist(c);
+		if (!flush_direct_ok(c)) {
+			ask_writable(c);
+			continue;
+		}
+		if (conn_writeable(c) < 0)
+			conn_abort(c);   /* the socket failed: lws closes it (1006) */
+	}
+}
+
 /* Takes over one reference of m. Returns 0, or -1 (queue full / no
  * memory) leaving the reference with the caller. */
 int
@@ -103,7 +174,7 @@ conn_queue(struct conn *c, struct msgbuf *m)
 	c->qcount++;
 	c->qbytes += m->len;
 	if (c->qcount == 1)
-		ask_writable(c);
+		want_write(c);
 	return 0;
 }
 
@@ -604,6 +675,7 @@ conn_finalize(struct conn *c, const char *why)
 	const char *reason;
 	int clean = 0, ref = c->self_ref;
 
+	flush_unlist(c);
 	if (c->state == CONN_CLOSED && !c->wsi)
 		return;
 	/* a server-side wsi stays homed at its server until WSI_DESTROY */
@@ -966,6 +1038,7 @@ conn_gc(lua_State *L)
 {
 	struct conn *c = lua_touserdata(L, 1);
 
+	flush_unlist(c);
 	if (c->wsi) {
 		/* only at lua_close (we are pinned otherwise) */
 		core_finalize_from_gc(c->ctx);

@@ -362,6 +362,25 @@ core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref)
 	core_wake(x);
 }
 
+/* ---- writes queued inside lws_service ---------------------------------- */
+
+static void
+flush_run(lws_sorted_usec_list_t *sul)
+{
+	conn_flush_all(lws_container_of(sul, struct ctx, sul_flush));
+}
+
+/* Data queued by a timer or timeout inside lws's poll loop runs before
+ * its poll(): a sul due now makes that poll not wait, so service() writes
+ * it at once. Data queued by fd events is written when lws_service
+ * returns; the sul then runs as a no-op on the next turn. */
+void
+core_flush_soon(struct ctx *x)
+{
+	if (x->in_service && !x->ev && x->lws && !x->sul_flush.list.owner)
+		lws_sul_schedule(x->lws, 0, &x->sul_flush, flush_run, 0);
+}
+
 /* ---- the context ----------------------------------------------------- */
 
 static void
@@ -466,6 +485,7 @@ ctx_destroy_now(struct ctx *x)
 	}
 	x->deferred_tail = NULL;
 	memset(&x->sul_deferred, 0, sizeof(x->sul_deferred));
+	memset(&x->sul_flush, 0, sizeof(x->sul_flush));
 }
 
 void
@@ -561,6 +581,7 @@ service(struct ctx *x, int timeout)
 {
 	int n;
 
+	conn_flush_all(x);   /* what Lua queued since the last turn */
 	x->in_service = 1;
 	if (x->ev) {
 		evloop_run(x->ev, timeout < 0);
@@ -571,6 +592,8 @@ service(struct ctx *x, int timeout)
 	x->in_service = 0;
 	if (x->destroy_pending)
 		ctx_destroy_now(x);
+	else
+		conn_flush_all(x);   /* what this turn's callbacks queued */
 	return n;
 }
 

@@ -70,6 +70,8 @@ struct ctx {
 	int loop_kind;                       /* CORE_LOOP_*: chosen before the context exists */
 	struct evloop *ev;                   /* the libev backend's state, or NULL */
 	struct deferred *deferred_head, *deferred_tail;
+	struct conn *flush_head;             /* conns with data to write this turn */
+	lws_sorted_usec_list_t sul_flush;    /* poll loop: no wait while it is non-empty */
 	unsigned char batch[LWS_PRE + 65536];   /* conn.c write_batch scratch */
 };
 
@@ -164,6 +166,7 @@ struct conn {
 	struct ctx *ctx;
 	struct server *srv;           /* NULL for client connections */
 	struct conn *prev, *next;     /* server's list of its connections */
+	struct conn *flush_prev, *flush_next;   /* ctx's list to write before the poll */
 	int self_ref;                 /* pins the userdata while wsi lives */
 	uint8_t state;
 	uint8_t is_client;
@@ -177,7 +180,7 @@ struct conn {
 	uint8_t linked;               /* on its server's list */
 	uint8_t close_on_full;        /* slow_consumer = "close" */
 	uint8_t pmd_reset_tx;         /* the client asked server_no_context_takeover */
-	uint8_t writable_asked;
+	uint8_t flush_listed;         /* on ctx->flush_head's list */
 	uint8_t ping_len;
 	uint8_t close_reason_len, peer_reason_len;
 	uint16_t close_code;          /* what we send / report for our close */
@@ -216,6 +219,8 @@ void conn_fail(struct conn *c, uint16_t code, const char *reason);
 void conn_request_close(struct conn *c, uint16_t code, const char *reason, size_t rlen);
 void conn_release_unopened(struct conn *c);
 int conn_queue(struct conn *c, struct msgbuf *m);
+void conn_flush_all(struct ctx *x);
+void core_flush_soon(struct ctx *x);
 int conn_offer(struct conn *c, struct msgbuf *m);
 void conn_abort(struct conn *c);
 
