@@ -1,7 +1,8 @@
 /* conn.c: lws.conn, one WebSocket connection (server or client side).
  * Owns message reassembly with max_message_size and UTF-8 checks, the
- * send queue drained in WRITEABLE (large messages leave as fragments,
- * control frames go first), close codes in both directions, and the
+ * send queue (written just before the next poll, or in WRITEABLE when the
+ * socket is full; large messages leave as fragments, control frames go
+ * first), close codes in both directions, and the
  * lifetime rule: the userdata is pinned while its wsi lives, and once
  * lws closes it every method answers nil, "connection is closed". */
 #include <stdlib.h>
