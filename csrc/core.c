@@ -278,7 +278,7 @@ log_emit(int level, const char *line)
 	struct ctx *x = log_ctx;
 	lua_State *L;
 
-	if (!x)
+	if (!x || x->quiet)
 		return;
 	/* lws closes a request whose headers overflow without answering; we
 	 * learn it only from this line, logged while that wsi is parsed */
@@ -416,19 +416,33 @@ ctx_create_lws(struct ctx *x)
 	/* a new connection must send its first byte within this many seconds
 	 * (then the server's handshake_timeout applies) */
 	info.timeout_secs = 10;
-	if (x->loop_kind == CORE_LOOP_LIBEV && evloop_new(x, &info))
-		return -1;
-	x->lws = lws_create_context(&info);
-	if (!x->lws) {
-		evloop_free(x);
-		return -1;
+	if (x->loop_kind == CORE_LOOP_LIBEV) {
+		/* libev unless LWS_LUA_LOOP or configure asked for it: without
+		 * lws's evlib_ev plugin (or an lws whose internals differ) the
+		 * loop quietly falls back to poll; stats().loop says which */
+		x->quiet = !x->loop_chosen;
+		if (!evloop_new(x, &info)) {
+			x->lws = lws_create_context(&info);
+			if (x->lws && evloop_attach(x->ev)) {
+				lws_context_destroy(x->lws);
+				x->lws = NULL;
+			}
+			if (!x->lws)
+				evloop_free(x);
+		}
+		x->quiet = 0;
+		if (!x->lws && x->loop_chosen)
+			return -1;
+		if (!x->lws) {
+			x->loop_kind = CORE_LOOP_POLL;
+			info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+			info.foreign_loops = NULL;
+		}
 	}
-	if (x->ev && evloop_attach(x->ev)) {
-		lws_context_destroy(x->lws);
-		x->lws = NULL;
-		evloop_free(x);
+	if (!x->lws)
+		x->lws = lws_create_context(&info);
+	if (!x->lws)
 		return -1;
-	}
 
 	memset(&x->internal_protocols, 0, sizeof(x->internal_protocols));
 	x->internal_protocols[0].name = "lws-lua-client";
@@ -520,7 +534,10 @@ core_ctx(lua_State *L)
 		if (x->finalizing)
 			luaL_error(L, "lws is shutting down");
 		if (ctx_create_lws(x))
-			luaL_error(L, "cannot create the libwebsockets context");
+			luaL_error(L, x->loop_kind == CORE_LOOP_LIBEV ?
+				   "cannot create the libwebsockets context on libev (is the "
+				   "libwebsockets-evlib-ev package installed?)" :
+				   "cannot create the libwebsockets context");
 	}
 	return x;
 }
@@ -775,6 +792,7 @@ l_configure(lua_State *L)
 		return luaL_error(L, "configure: the loop is already in use (configure before "
 				  "the first server, client or timer, or after lws.shutdown())");
 	x->loop_kind = kind;
+	x->loop_chosen = 1;
 	return 0;
 }
 
@@ -940,7 +958,9 @@ luaopen_lws_core(lua_State *L)
 		x->L = lua_tothread(L, -1);
 		lua_pop(L, 1);
 		x->dispatch_ref = x->error_ref = x->log_ref = LUA_NOREF;
+		x->loop_kind = CORE_LOOP_LIBEV;   /* see ctx_create_lws */
 		if (getenv("LWS_LUA_LOOP") && *getenv("LWS_LUA_LOOP")) {
+			x->loop_chosen = 1;
 			x->loop_kind = loop_kind_of(getenv("LWS_LUA_LOOP"));
 			if (x->loop_kind < 0) {
 				x->loop_kind = CORE_LOOP_POLL;

@@ -68,6 +68,8 @@ struct ctx {
 	int destroying;                      /* inside lws_context_destroy */
 	lws_sorted_usec_list_t sul_deferred; /* runs deferred work on the next turn */
 	int loop_kind;                       /* CORE_LOOP_*: chosen before the context exists */
+	int loop_chosen;                     /* by LWS_LUA_LOOP or configure: no fallback */
+	int quiet;                           /* drop lws's log lines (a tried loop failing) */
 	struct evloop *ev;                   /* the libev backend's state, or NULL */
 	struct deferred *deferred_head, *deferred_tail;
 	struct conn *flush_head;             /* conns with data to write this turn */
@@ -103,7 +105,7 @@ int core_fields_newindex(lua_State *L);
 void core_wake(struct ctx *x);
 void core_finalize_from_gc(struct ctx *x);
 
-/* evloop.c: the opt-in libev backend (LWS_LUA_LOOP=libev, lws.configure) */
+/* evloop.c: the libev backend (the default; LWS_LUA_LOOP, lws.configure) */
 enum { CORE_LOOP_POLL = 0, CORE_LOOP_LIBEV = 1 };
 int evloop_new(struct ctx *x, struct lws_context_creation_info *info);
 int evloop_attach(struct evloop *e);

@@ -1,4 +1,4 @@
-/* evloop.c: the opt-in libev (epoll) backend of the loop. We create the
+/* evloop.c: the libev (epoll) backend of the loop, the default. We create the
  * ev_loop and hand it to lws as a foreign loop; lws 4.1.6 then services
  * its suls and forced work only from an ev_idle watcher (starved while any
  * fd is busy) and its own hrtimer (not re-armed by lws_sul_schedule), so

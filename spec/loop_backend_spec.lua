@@ -1,5 +1,6 @@
--- The loop backend: the default poll loop, or libev (epoll) chosen with
--- LWS_LUA_LOOP=libev or lws.configure{ loop = "libev" }. lws 4.1.6's libev
+-- The loop backend: libev (epoll) by default, falling back to lws's poll
+-- loop when libev cannot be used; LWS_LUA_LOOP=poll|libev or
+-- lws.configure{ loop = … } chooses one (and then never falls back). lws 4.1.6's libev
 -- glue runs due timers only from an idle watcher, which never runs while
 -- fds are ready, and from a timer that scheduling does not re-arm; these
 -- specs hold a libev loop under constant echo load and check that our
@@ -40,10 +41,45 @@ describe("loop backend", function()
 
 	it("is named in lws.stats() and chosen by LWS_LUA_LOOP in a new process", function()
 		assert.is_truthy(({ poll = true, libev = true })[lws.stats().loop])
-		local port
-		port, out, pid = child("LWS_LUA_LOOP=libev", 1, 0)
-		assert.is_truthy(port)
-		assert.are.equal("libev", read(out):match("loop (%a+)"))
+		for _, env in ipairs { "LWS_LUA_LOOP=libev", "LWS_LUA_LOOP=poll", "-u LWS_LUA_LOOP" } do
+			local port
+			port, out, pid = child(env, 1, 0)
+			assert.is_truthy(port)
+			assert.are.equal(env == "LWS_LUA_LOOP=poll" and "poll" or "libev",
+				read(out):match("loop (%a+)"), env)
+			os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+			os.remove(out)
+			pid, out = nil, nil
+		end
+	end)
+
+	-- Without lws's evlib_ev plugin (hidden here by a private mount) the
+	-- default falls back to poll; an explicit libev fails with the reason.
+	local plugin = io.popen("ls /usr/lib/*/libwebsockets-evlib_ev.so 2>/dev/null"):read("l")
+	local private_mount = plugin and os.execute("unshare -m true 2>/dev/null")
+	it("falls back to poll without the libev plugin, unless libev was asked for", function()
+		if not private_mount then
+			pending("needs root for unshare -m to hide the plugin (CI runs as root)")
+			return
+		end
+		local script = os.tmpname()
+		local f = assert(io.open(script, "w"))
+		f:write("local lws = require 'lws'\n",
+			"local s = assert(lws.server { port = 0 })\n",
+			"io.write('loop ', lws.stats().loop, ' port ', s:port(), '\\n')\n")
+		f:close()
+		local function run(env)
+			local p = io.popen(("unshare -m sh -c 'mount --bind /dev/null %s && env -u LD_PRELOAD -u LWS_BUILD_DIR %s %s/bin/lws-lua %s' 2>&1")
+				:format(plugin, env, H.ROOT, script))
+			local text = p:read("a")
+			p:close()
+			return text
+		end
+		assert.matches("^loop poll port %d+", run("-u LWS_LUA_LOOP"))
+		assert.matches("^loop poll port %d+", run("LWS_LUA_LOOP=poll"))
+		assert.matches("cannot create the libwebsockets context on libev %(is the libwebsockets%-evlib%-ev package installed%?%)",
+			run("LWS_LUA_LOOP=libev"))
+		os.remove(script)
 	end)
 
 	it("configure refuses unknown loops and a change while the context exists", function()

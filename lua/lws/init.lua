@@ -63,8 +63,9 @@ M.stop = core.stop
 --- shutdown(): destroy every server, connection and timer now.
 M.shutdown = core.shutdown
 M.stats = core.stats
---- configure{ loop = "libev" }: before the first server, client or timer;
--- the environment variable LWS_LUA_LOOP=libev does the same.
+--- configure{ loop = "libev"|"poll" }: before the first server, client or
+-- timer; the environment variable LWS_LUA_LOOP does the same. Unset, the
+-- loop is libev, or poll where libev cannot be used (stats().loop says).
 M.configure = core.configure
 M.now = core.now
 
