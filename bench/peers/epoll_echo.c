@@ -53,12 +53,19 @@ on_signal(int sig)
 static int
 tx_reserve(size_t need)
 {
+	size_t cap = tx_cap;
+	unsigned char *t;
+
 	if (need <= tx_cap)
 		return 0;
-	while (tx_cap < need)
-		tx_cap = tx_cap ? tx_cap * 2 : RX_SIZE * 2;
-	tx = realloc(tx, tx_cap);
-	return tx ? 0 : -1;
+	while (cap < need)
+		cap = cap ? cap * 2 : RX_SIZE * 2;
+	t = realloc(tx, cap);
+	if (!t)
+		return -1;
+	tx = t;
+	tx_cap = cap;
+	return 0;
 }
 
 static void
