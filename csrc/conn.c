@@ -125,9 +125,10 @@ want_write(struct conn *c)
 	c->flush_next = x->flush_head;
 	if (x->flush_head)
 		x->flush_head->flush_prev = c;
+	else
+		core_flush_soon(x);   /* the first one this turn */
 	x->flush_head = c;
 	c->flush_listed = 1;
-	core_flush_soon(x);
 }
 
 /* Before every poll: each listed connection writes its queue (several

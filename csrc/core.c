@@ -383,6 +383,27 @@ core_flush_soon(struct ctx *x)
 
 /* ---- the context ----------------------------------------------------- */
 
+/* The context on our libev loop, or -1 with nothing left behind (no
+ * evlib_ev plugin, or an lws whose internals are not the 4.1 we know). */
+static int
+create_on_libev(struct ctx *x, struct lws_context_creation_info *info)
+{
+	if (evloop_new(x, info))
+		return -1;
+	x->lws = lws_create_context(info);
+	if (x->lws && evloop_attach(x->ev)) {
+		lws_context_destroy(x->lws);
+		x->lws = NULL;
+	}
+	if (!x->lws) {
+		evloop_free(x);
+		info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+		info->foreign_loops = NULL;
+		return -1;
+	}
+	return 0;
+}
+
 static void
 raise_fd_limit(void)
 {
@@ -417,27 +438,17 @@ ctx_create_lws(struct ctx *x)
 	 * (then the server's handshake_timeout applies) */
 	info.timeout_secs = 10;
 	if (x->loop_kind == CORE_LOOP_LIBEV) {
-		/* libev unless LWS_LUA_LOOP or configure asked for it: without
-		 * lws's evlib_ev plugin (or an lws whose internals differ) the
-		 * loop quietly falls back to poll; stats().loop says which */
+		int failed;
+
+		/* the default libev quietly falls back to poll (stats().loop
+		 * says which); a loop asked for by name does not */
 		x->quiet = !x->loop_chosen;
-		if (!evloop_new(x, &info)) {
-			x->lws = lws_create_context(&info);
-			if (x->lws && evloop_attach(x->ev)) {
-				lws_context_destroy(x->lws);
-				x->lws = NULL;
-			}
-			if (!x->lws)
-				evloop_free(x);
-		}
+		failed = create_on_libev(x, &info);
 		x->quiet = 0;
-		if (!x->lws && x->loop_chosen)
+		if (failed && x->loop_chosen)
 			return -1;
-		if (!x->lws) {
+		if (failed)
 			x->loop_kind = CORE_LOOP_POLL;
-			info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
-			info.foreign_loops = NULL;
-		}
 	}
 	if (!x->lws)
 		x->lws = lws_create_context(&info);
