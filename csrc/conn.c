@@ -594,6 +594,15 @@ conn_writeable(struct conn *c)
 	}
 	if (c->got_peer_close)
 		return 0;   /* lws answers the peer's Close; no data after it */
+	/* lws still holds the tail of an earlier write (lws_issue_raw keeps
+	 * what the socket did not take in wsi->buflist_out). A write now
+	 * would be appended behind it and lws_write would return only what
+	 * of the old tail left, which reads as a failed write: wait until
+	 * lws has drained it (it calls WRITEABLE then) */
+	if (lws_partial_buffered(wsi)) {
+		ask_writable(c);
+		return 0;
+	}
 	if (c->ping_pending && c->state == CONN_OPEN) {
 		if (write_ping(c))
 			return -1;
@@ -622,11 +631,10 @@ conn_writeable(struct conn *c)
 			n = write_batch(c);
 			if (n < 0)
 				return -1;
-			if (n > 1) {
-				if (lws_partial_buffered(wsi))
-					break;
+			if (lws_partial_buffered(wsi))
+				break;
+			if (n > 1)
 				continue;
-			}
 			/* n 0 or 1: fall through to the normal path for the rest */
 			if (!c->qcount)
 				break;

@@ -459,6 +459,7 @@ ctx_create_lws(struct ctx *x)
 	x->internal_protocols[0].name = "lws-lua-client";
 	x->internal_protocols[0].callback = client_callback;
 	x->internal_protocols[0].rx_buffer_size = 0;
+	x->internal_protocols[0].tx_packet_size = CONN_TX_PACKET;
 	x->internal_protocols[1].name = "lws-lua-watch";
 	x->internal_protocols[1].callback = watch_callback;
 

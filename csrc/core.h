@@ -12,6 +12,13 @@
 #include <lauxlib.h>
 #include <libwebsockets.h>
 
+/* lws_issue_raw sends at most a protocol's tx_packet_size (else its
+ * rx_buffer_size, 2 KiB on our servers) per call and keeps the rest in
+ * buflist_out, one more poll round per 2 KiB. Our connections write one
+ * 64 KiB fragment (conn.c FRAG_SIZE) or batch plus its header at a time:
+ * let that go to the kernel in one send() */
+#define CONN_TX_PACKET (65536 + 14)
+
 #include "proto.h"
 
 #define CORE_API __attribute__((visibility("default")))

@@ -924,10 +924,12 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	 * small (2 KiB: 4.7 KiB per idle connection in all, bench/README.md),
 	 * big means fewer RECEIVE callbacks for big messages */
 	sv->protocols[0].rx_buffer_size = (size_t)rx_size;
+	sv->protocols[0].tx_packet_size = CONN_TX_PACKET;
 	sv->protocols[1].name = sv->subproto;   /* see server_confirm_upgrade */
 	sv->protocols[1].callback = server_callback;
 	sv->protocols[1].user = sv;
 	sv->protocols[1].rx_buffer_size = (size_t)rx_size;
+	sv->protocols[1].tx_packet_size = CONN_TX_PACKET;
 
 	memset(&info, 0, sizeof(info));
 	snprintf(sv->name, sizeof(sv->name), "lws-lua-server-%d", ++serial);
