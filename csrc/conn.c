@@ -54,6 +54,32 @@ conn_attach(struct conn *c, struct lws *wsi)
 	}
 }
 
+/* ---- pings ----------------------------------------------------------- */
+
+/* Each ping() leaves as its own Ping frame, in order, ahead of data (as
+ * Node's ws does); a few may wait for the socket at once, then ping()
+ * says "busy". Heap-allocated: an idle connection carries no buffer. */
+#define CONN_PINGS_MAX 16
+
+struct conn_ping {
+	struct conn_ping *next;
+	uint8_t len;
+	unsigned char buf[LWS_PRE + 125];
+};
+
+static void
+pings_clear(struct conn *c)
+{
+	while (c->pings) {
+		struct conn_ping *p = c->pings;
+
+		c->pings = p->next;
+		free(p);
+	}
+	c->pings_tail = NULL;
+	c->ping_pending = 0;
+}
+
 /* ---- send queue ------------------------------------------------------ */
 
 static void
@@ -502,10 +528,17 @@ conn_peer_close(struct conn *c, const unsigned char *in, size_t len)
 static int
 write_ping(struct conn *c)
 {
-	int n = lws_write(c->wsi, c->ping_buf + LWS_PRE, c->ping_len, LWS_WRITE_PING);
+	struct conn_ping *p = c->pings;
+	int n = lws_write(c->wsi, p->buf + LWS_PRE, p->len, LWS_WRITE_PING);
 
-	c->ping_pending = 0;
-	return n < (int)c->ping_len ? -1 : 0;
+	if (n < (int)p->len)
+		return -1;
+	c->pings = p->next;
+	if (!c->pings)
+		c->pings_tail = NULL;
+	c->ping_pending--;
+	free(p);
+	return 0;
 }
 
 /* One frame (a whole message or one fragment of it) of m from off. */
@@ -603,7 +636,7 @@ conn_writeable(struct conn *c)
 		ask_writable(c);
 		return 0;
 	}
-	if (c->ping_pending && c->state == CONN_OPEN) {
+	while (c->pings && c->state == CONN_OPEN) {
 		if (write_ping(c))
 			return -1;
 		if (lws_partial_buffered(wsi) || c->pmd) {
@@ -711,6 +744,7 @@ conn_finalize(struct conn *c, const char *why)
 
 		c->state = CONN_CLOSED;
 		sendq_clear(c);
+		pings_clear(c);
 		free(c->rbuf);
 		c->rbuf = NULL;
 		c->rcap = c->rlen = 0;
@@ -851,11 +885,24 @@ conn_ping(lua_State *L)
 	const char *p = luaL_optlstring(L, 2, "", &len);
 
 	luaL_argcheck(L, len <= 125, 2, "ping payload longer than 125 bytes");
+	struct conn_ping *ping;
+
 	if (c->state != CONN_OPEN || !c->wsi)
 		return closed_error(L, c);
-	memcpy(c->ping_buf + LWS_PRE, p, len);
-	c->ping_len = (uint8_t)len;
-	c->ping_pending = 1;
+	if (c->ping_pending >= CONN_PINGS_MAX)
+		return core_push_error(L, "too many pings waiting to be sent", "busy");
+	ping = malloc(sizeof(*ping));
+	if (!ping)
+		return core_push_error(L, "out of memory", "nomem");
+	ping->next = NULL;
+	ping->len = (uint8_t)len;
+	memcpy(ping->buf + LWS_PRE, p, len);
+	if (c->pings_tail)
+		c->pings_tail->next = ping;
+	else
+		c->pings = ping;
+	c->pings_tail = ping;
+	c->ping_pending++;
 	ask_writable(c);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -1057,6 +1104,7 @@ conn_gc(lua_State *L)
 		c->wsi = NULL;
 	}
 	sendq_clear(c);
+	pings_clear(c);
 	free(c->rbuf);
 	c->rbuf = NULL;
 	free(c->protocol);

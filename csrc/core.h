@@ -184,13 +184,12 @@ struct conn {
 	uint8_t fail;                 /* closing because of an error: drop the queue */
 	uint8_t close_sent;
 	uint8_t got_peer_close;
-	uint8_t ping_pending;
+	uint8_t ping_pending;         /* Pings queued in pings (at most CONN_PINGS_MAX) */
 	uint8_t pmd;                  /* permessage-deflate negotiated */
 	uint8_t linked;               /* on its server's list */
 	uint8_t close_on_full;        /* slow_consumer = "close" */
 	uint8_t pmd_reset_tx;         /* the client asked server_no_context_takeover */
 	uint8_t flush_listed;         /* on ctx->flush_head's list */
-	uint8_t ping_len;
 	uint8_t close_reason_len, peer_reason_len;
 	uint16_t close_code;          /* what we send / report for our close */
 	uint16_t peer_code;
@@ -208,7 +207,7 @@ struct conn {
 	char *extra_headers;          /* handshake response headers from Lua */
 	char close_reason[124];
 	char peer_reason[124];
-	unsigned char ping_buf[LWS_PRE + 126];
+	struct conn_ping *pings, *pings_tail;   /* ping() calls not yet written, in order */
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
 	uint64_t drops;               /* messages refused or evicted (queue full) */

@@ -151,4 +151,44 @@ describe("conversation", function()
 			clean_close(r, rd)
 		end
 	end)
+
+	it("sends every ping(): three calls, three Pings in order, to Node's ws client", function()
+		local srv, port = H.server()
+		local results = {}
+		srv:on("connection", function(ws)
+			for _, p in ipairs { "a", "b", "c" } do results[#results + 1] = ws:ping(p) end
+		end)
+		local peer = H.node()
+		peer:cmd { cmd = "connect", url = "ws://127.0.0.1:" .. port .. "/" }
+		peer:wait("open")
+		for _, p in ipairs { "a", "b", "c" } do
+			assert.are.equal(p, peer:wait("ping").data)
+		end
+		assert.are.same({ true, true, true }, results)
+	end)
+
+	it("sends every ping() of the client too, and says busy past its cap", function()
+		local p = H.node(H.ROOT .. "/spec/peers/ws_server.js")
+		p:cmd { cmd = "listen" }
+		local port = math.tointeger(p:wait("listening").port)
+		local ws = H.lws.WebSocket("ws://127.0.0.1:" .. port .. "/")
+		local opened, res = false, {}
+		ws:on("open", function()
+			opened = true
+			for _, d in ipairs { "x", "y", "z" } do res[#res + 1] = ws:ping(d) end
+		end)
+		H.run_until(function() return opened end, 5000, "open")
+		for _, d in ipairs { "x", "y", "z" } do assert.are.equal(d, p:wait("ping").data) end
+		assert.are.same({ true, true, true }, res)
+		-- the cap: pings that cannot leave yet are refused, not merged
+		local ok, err, code
+		for _ = 1, 64 do
+			ok, err, code = ws:ping("q")
+			if not ok then break end
+		end
+		assert.is_nil(ok)
+		assert.are.equal("busy", code)
+		assert.is_string(err)
+		ws:close()
+	end)
 end)
