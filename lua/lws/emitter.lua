@@ -32,14 +32,24 @@ function M.on(obj, event, fn)
 	return obj
 end
 
+-- the handler each once() wrapper stands for, so that off(event, fn)
+-- removes a once(event, fn) as Node's removeListener does
+local once_of = setmetatable({}, { __mode = "k" })
+
 function M.once(obj, event, fn)
+	if type(event) ~= "string" then
+		error("bad argument #1 to 'once' (event name expected, got " .. type(event) .. ")", 2)
+	end
 	check_callable(fn, "once")
 	local wrapper
 	wrapper = function(...)
-		M.off(obj, event, wrapper)
+		-- the object's own off: a type that watches its handlers (the
+		-- server connection's message fast path) sees the removal
+		obj:off(event, wrapper)
 		return fn(...)
 	end
-	return M.on(obj, event, wrapper)
+	once_of[wrapper] = fn
+	return obj:on(event, wrapper)
 end
 
 function M.off(obj, event, fn)
@@ -52,8 +62,9 @@ function M.off(obj, event, fn)
 	else
 		local list = ev[event]
 		if list then
+			-- the most recently added match, as Node does
 			for i = #list, 1, -1 do
-				if list[i] == fn then table.remove(list, i) break end
+				if list[i] == fn or once_of[list[i]] == fn then table.remove(list, i) break end
 			end
 			if #list == 0 then ev[event] = nil end
 		end
