@@ -922,7 +922,8 @@ check_close_args(lua_State *L, int *code, const char **reason, size_t *rlen)
 		      "close reason is not valid UTF-8");
 }
 
-/* close([code[, reason]]): graceful; a no-op once closing or closed */
+/* close([code[, reason]]) -> true | nil, err, "closed": graceful; true
+ * again while the close is under way, the closed error once it is done */
 static int
 conn_close(lua_State *L)
 {
@@ -932,7 +933,9 @@ conn_close(lua_State *L)
 	int code;
 
 	check_close_args(L, &code, &reason, &rlen);
-	if (c->state == CONN_OPEN && c->wsi)
+	if (c->state == CONN_CLOSED || !c->wsi)
+		return closed_error(L, c);
+	if (c->state == CONN_OPEN)
 		conn_request_close(c, (uint16_t)code, reason, rlen);
 	lua_pushboolean(L, 1);
 	return 1;

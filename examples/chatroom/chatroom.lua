@@ -1,9 +1,9 @@
 -- The chatroom of the classic Socket.IO tutorial (server.js) in Lua:
 -- "login" { userid, username } puts a user on the online list, "message"
 -- goes to everyone, a disconnect logs the user out. login, logout and
--- message are broadcast to every client with io:emit.
---   chatroom.attach(io[, log[, bus]]) -> state { users = json object, count = n }
---   chatroom.serve(server[, socketio_opts[, log[, bus]]]) -> io, state: the
+-- message are broadcast to every client with sio:emit.
+--   chatroom.attach(sio[, log[, bus]]) -> state { users = json object, count = n }
+--   chatroom.serve(server[, socketio_opts[, log[, bus]]]) -> sio, state: the
 --     page (public/, with its Content-Security-Policy) and the chatroom
 -- With an lws.bus (several processes or machines sharing a Redis), the
 -- messages reach every node (socketio's bus option) and the online list
@@ -21,17 +21,17 @@ M.public = (debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or ".") .. "/pub
 M.csp = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
 	.. "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
-function M.attach(io, log, bus)
+function M.attach(sio, log, bus)
 	log = log or function() end
 	local state = { users = json.object {}, count = 0 }
 	local sockets_of = {}   -- userid -> sockets logged in as that user
 	local names = {}        -- userid -> username, of the users logged in here
 
-	-- announce(event, user): io:emit(event) with the online list; with a
+	-- announce(event, user): sio:emit(event) with the online list; with a
 	-- bus, the list every node registered (this node's own on a Redis error)
 	local function announce(event, user)
 		if not bus then
-			return io:emit(event, { onlineUsers = state.users, onlineCount = state.count, user = user })
+			return sio:emit(event, { onlineUsers = state.users, onlineCount = state.count, user = user })
 		end
 		bus:members("chatroom", function(list)
 			if list then
@@ -42,7 +42,7 @@ function M.attach(io, log, bus)
 				end
 				state.users, state.count = users, count
 			end
-			io:emit(event, { onlineUsers = state.users, onlineCount = state.count, user = user })
+			sio:emit(event, { onlineUsers = state.users, onlineCount = state.count, user = user })
 		end)
 	end
 
@@ -67,7 +67,7 @@ function M.attach(io, log, bus)
 		log(user.username .. " left the chatroom")
 	end
 
-	io:on("connection", function(socket)
+	sio:on("connection", function(socket)
 		socket:on("login", function(obj)
 			if type(obj) ~= "table" then return end
 			local userid, username = obj.userid, obj.username
@@ -92,7 +92,7 @@ function M.attach(io, log, bus)
 		socket:on("disconnect", function() logout(socket) end)
 
 		socket:on("message", function(obj)
-			io:emit("message", obj)
+			sio:emit("message", obj)
 			if type(obj) == "table" and type(obj.username) == "string" and type(obj.content) == "string" then
 				log(obj.username .. " says: " .. obj.content)
 			end
@@ -104,13 +104,13 @@ end
 function M.serve(server, opts, log, bus)
 	opts = opts or {}
 	opts.bus = bus
-	local io = socketio(server, opts)
-	local state = M.attach(io, log, bus)
+	local sio = socketio(server, opts)
+	local state = M.attach(sio, log, bus)
 	server:static("/", M.public, { headers = {
 		["Content-Security-Policy"] = M.csp,
 		["Referrer-Policy"] = "no-referrer",
 	} })
-	return io, state
+	return sio, state
 end
 
 return M

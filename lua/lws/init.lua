@@ -117,9 +117,16 @@ redis.install(M, handlers)
 M.redis = redis
 --- lws.bus{ redis = {…}, channel = … }: broadcasts and topics across nodes
 M.bus = require("lws.bus").new
---- lws.socketio(server, opts): a Socket.IO server on an lws server
--- (loaded on first use: a plain WebSocket server never pays for it)
-M.socketio = function(srv, opts) return require("lws.socketio").new(srv, opts) end
 M.json = require "lws.json"
 
-return M
+--- lws.socketio(server, opts): a Socket.IO server on an lws server;
+-- lws.socketio is the module itself (require "lws.socketio"), callable,
+-- with lws.socketio.binary(bytes) and the rest. Loaded on first use: a
+-- plain WebSocket server never pays for it.
+return setmetatable(M, { __index = function(t, k)
+	if k == "socketio" then
+		local sio = require "lws.socketio"
+		rawset(t, k, sio)
+		return sio
+	end
+end })
