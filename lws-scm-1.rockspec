@@ -59,4 +59,21 @@ build = {
       ["lws.socketio.parser"] = "lua/lws/socketio/parser.lua",
       ["lws.socketio.cluster"] = "lua/lws/socketio/cluster.lua",
    },
+   -- the Socket.IO browser bundles served at /socket.io/socket.io.js: a
+   -- dotted key names the directory (lws/socketio/clientN/), the file keeps
+   -- its own name
+   install = {
+      lua = {
+         ["lws.socketio.client2.socket_io_js"] = "lua/lws/socketio/client2/socket.io.js",
+         ["lws.socketio.client2.socket_io_js_map"] = "lua/lws/socketio/client2/socket.io.js.map",
+         ["lws.socketio.client2.LICENSE"] = "lua/lws/socketio/client2/LICENSE",
+         ["lws.socketio.client4.LICENSE"] = "lua/lws/socketio/client4/LICENSE",
+         ["lws.socketio.client4.socket_io_js"] = "lua/lws/socketio/client4/socket.io.js",
+         ["lws.socketio.client4.socket_io_js_map"] = "lua/lws/socketio/client4/socket.io.js.map",
+         ["lws.socketio.client4.socket_io_min_js"] = "lua/lws/socketio/client4/socket.io.min.js",
+         ["lws.socketio.client4.socket_io_min_js_map"] = "lua/lws/socketio/client4/socket.io.min.js.map",
+         ["lws.socketio.client4.socket_io_esm_min_js"] = "lua/lws/socketio/client4/socket.io.esm.min.js",
+         ["lws.socketio.client4.socket_io_esm_min_js_map"] = "lua/lws/socketio/client4/socket.io.esm.min.js.map",
+      },
+   },
 }

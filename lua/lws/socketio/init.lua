@@ -965,13 +965,8 @@ local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 
 local function bundle_dirs(opts)
 	if opts.client_dir then return { opts.client_dir } end
-	local v = opts.client_version == "4" and "4" or "2"
-	local npm = v == "4" and "socket.io-client" or "socket.io-client-v2"
-	return {
-		here .. "/client" .. v,                                      -- installed with the rock
-		here .. "/../../../node_modules/" .. npm .. "/dist",         -- the checkout
-		"node_modules/" .. npm .. "/dist",
-	}
+	-- beside this file, in the checkout and in a rock (lws-scm-1.rockspec)
+	return { here .. "/client" .. (opts.client_version == "4" and "4" or "2") }
 end
 
 local function serve_client(server, opts, srv, path)
