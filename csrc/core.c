@@ -30,14 +30,64 @@ struct deferred {
 
 /* ---- protected calls ---------------------------------------------- */
 
+/* An error thrown as a table ({ code = 1, message = "x" }) reads as its
+ * first fields, as Node prints an object, instead of "(error object is a
+ * table value)". Pushes the text. */
+static const char *
+describe_table(lua_State *L, int idx)
+{
+	luaL_Buffer b;
+	int n = 0;
+
+	luaL_buffinit(L, &b);
+	luaL_addstring(&b, "error object { ");
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		if (n++ == 8) {
+			lua_pop(L, 2);
+			luaL_addstring(&b, ", ...");
+			break;
+		}
+		if (n > 1)
+			luaL_addstring(&b, ", ");
+		/* key = value, each shown as tostring would (no metamethods) */
+		if (lua_type(L, -2) == LUA_TSTRING)
+			lua_pushfstring(L, "%s = ", lua_tostring(L, -2));
+		else
+			lua_pushfstring(L, "[%s] = ", luaL_typename(L, -2));
+		luaL_addvalue(&b);
+		switch (lua_type(L, -1)) {
+		case LUA_TSTRING:
+			lua_pushfstring(L, "\"%s\"", lua_tostring(L, -1));
+			break;
+		case LUA_TNUMBER:   /* converts the value copy in place: fine */
+			lua_pushstring(L, lua_tostring(L, -1));
+			break;
+		case LUA_TBOOLEAN:
+			lua_pushstring(L, lua_toboolean(L, -1) ? "true" : "false");
+			break;
+		default:
+			lua_pushstring(L, luaL_typename(L, -1));
+		}
+		lua_remove(L, -2);   /* the value; the key stays for lua_next */
+		luaL_addvalue(&b);
+	}
+	luaL_addstring(&b, " }");
+	luaL_pushresult(&b);
+	return lua_tostring(L, -1);
+}
+
 static int
 msgh_traceback(lua_State *L)
 {
-	const char *msg = lua_tostring(L, 1);
+	const char *msg = lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER ?
+			  lua_tostring(L, 1) : NULL;
 
 	if (!msg) {
 		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
 			msg = lua_tostring(L, -1);
+		else if (lua_type(L, 1) == LUA_TTABLE)
+			msg = describe_table(L, 1);
 		else
 			msg = lua_pushfstring(L, "(error object is a %s value)",
 					      luaL_typename(L, 1));

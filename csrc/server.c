@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
 #include "core.h"
@@ -965,6 +966,40 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	return sv;
 }
 
+/* lws only logs why a TLS vhost failed: load the files again into a
+ * scratch SSL_CTX and name the file and the step that fails */
+static void
+tls_diagnose(const char *cert, const char *key, char *out, size_t outlen)
+{
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	const char *what = NULL, *file = NULL;
+	char ossl[160] = "";
+
+	ERR_clear_error();
+	if (!ctx || !cert || !key) {
+		what = "cannot create the TLS server";
+	} else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
+		what = "cannot use the TLS certificate";
+		file = cert;
+	} else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
+		what = "cannot use the TLS key";
+		file = key;
+	} else if (SSL_CTX_check_private_key(ctx) != 1) {
+		what = "the TLS key does not match the certificate";
+		file = key;
+	} else {
+		what = "cannot create the TLS server with";
+		file = cert;
+	}
+	if (ERR_peek_last_error())
+		ERR_error_string_n(ERR_peek_last_error(), ossl, sizeof(ossl));
+	ERR_clear_error();
+	if (ctx)
+		SSL_CTX_free(ctx);
+	snprintf(out, outlen, "%s%s%s%s%s", what, file ? " " : "", file ? file : "",
+		 ossl[0] ? ": " : "", ossl);
+}
+
 /* server(opts) -> server | nil, err, code */
 static int
 l_server(lua_State *L)
@@ -1058,9 +1093,15 @@ l_server(lua_State *L)
 				 (int)core_opt_int_field(L, 1, "keepalive_timeout", 5, 1, 3600),
 				 (int)core_opt_int_field(L, 1, "rx_buffer_size", 2048, 128, 1 << 20));
 	if (!s->sv) {
-		if (s->tls)
-			return core_push_error(L, "cannot create the TLS server (check the "
-					       "certificate and key files)", "tls");
+		if (s->tls) {
+			/* the files were readable (lua/lws/server.lua checks): say
+			 * what OpenSSL found wrong with them */
+			lua_getfield(L, 1, "tls");
+			lua_getfield(L, -1, "cert");
+			lua_getfield(L, -2, "key");
+			tls_diagnose(lua_tostring(L, -2), lua_tostring(L, -1), err, sizeof(err));
+			return core_push_error(L, err, "tls");
+		}
 		return core_push_error(L, "cannot create the server", "vhost");
 	}
 	if (fd < 0)

@@ -453,7 +453,7 @@ describe("lws.WebSocket failures are events", function()
 		assert.has_error(function() lws.WebSocket("ws://x/", { "a b" }) end, "invalid or duplicate subprotocol: a b")
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { bogus = 1 }) end, "unknown option 'bogus'")
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { insecure = 1 }) end,
-			"option 'insecure' must be a boolean, got number")
+			"option 'insecure' must be a boolean, got number 1")
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { headers = { ["Bad Name"] = "x" } }) end,
 			"invalid request header Bad Name")
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { headers = { X = "a\r\nB: c" } }) end,

@@ -81,7 +81,7 @@ describe("permessage-deflate", function()
 	end)
 
 	it("checks its options", function()
-		assert.has_error(function() H.server { compression = { bogus = true } } end, "unknown option 'bogus'")
+		assert.has_error(function() H.server { compression = { bogus = true } } end, "unknown option 'compression.bogus'")
 		assert.has_error(function() H.server { compression = { level = 11 } } end)
 	end)
 end)

@@ -212,7 +212,9 @@ describe("HTTP", function()
 			assert.is_nil(hdrs["content-encoding"], c[1])
 			assert.are.equal(c[1] == "/style.css" and "body{}" or big, body, c[1])
 		end
-		assert.has_error(function() srv:static("/x/", dir, { gzip = 1 }) end, "static: option 'gzip' must be a boolean")
+		assert.has_error(function() srv:static("/x/", dir, { gzip = 1 }) end, "option 'gzip' must be a boolean, got number 1")
+		assert.has_error(function() srv:static("/y/", dir, { gzp = false }) end, "unknown option 'gzp' (did you mean 'gzip'?)")
+		assert.has_error(function() srv:static("/z/", dir, { header = {} }) end, "unknown option 'header' (did you mean 'headers'?)")
 	end)
 
 	it("never serves anything outside the static directory", function()

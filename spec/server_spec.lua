@@ -42,9 +42,14 @@ describe("lws.server", function()
 	it("raises on unknown options and wrong types", function()
 		assert.has_error(function() lws.server { port = 0, bogus = 1 } end, "unknown option 'bogus'")
 		assert.has_error(function() lws.server { port = "x" } end,
-			"option 'port' must be an integer, got string")
-		assert.has_error(function() lws.server { port = 70000 } end, "option 'port' out of range (0..65535)")
-		assert.has_error(function() lws.server { verify = 1 } end, "option 'verify' must be a function, got number")
+			"option 'port' must be an integer in 0..65535, got string \"x\"")
+		assert.has_error(function() lws.server { port = 70000 } end, "option 'port' must be an integer in 0..65535, got number 70000")
+		assert.has_error(function() lws.server { verify = 1 } end, "option 'verify' must be a function, got number 1")
+		assert.has_error(function() lws.server { prot = 1 } end, "unknown option 'prot' (did you mean 'port'?)")
+		-- the caller's line, not the library's
+		local ok, err = pcall(function() local s = lws.server { port = "x" }; return s end)
+		assert.is_false(ok)
+		assert.matches("^spec/server_spec%.lua:%d+: option 'port'", err)
 		assert.has_error(function() lws.server("x") end, "bad argument #1 to 'server' (table expected, got string)")
 	end)
 
@@ -271,7 +276,7 @@ describe("lws.server", function()
 			if not ok then full = { err, code } return true end
 			results[#results + 1] = conn.bufferedAmount
 			return false
-		end, 20000, "the send queue to fill")
+		end, 20000, "the send queue to fill", 10)   -- we are the producer: re-check every 10 ms
 		assert.are.equal("full", full[2])
 		assert.matches("^send queue full", full[1])
 		assert.is_true(conn.bufferedAmount > 0 and conn.bufferedAmount <= 1 << 20)
@@ -295,7 +300,7 @@ describe("lws.server", function()
 		p:cmd { cmd = "state" }
 		p:wait("state")
 		local chunk = string.rep("y", 64 * 1024)
-		H.run_until(function() return not conn:send(chunk) end, 20000, "the queue to fill")
+		H.run_until(function() return not conn:send(chunk) end, 20000, "the queue to fill", 10)
 		assert.are.equal(lws.CLOSING, conn.readyState)
 		p:cmd { cmd = "resume" }
 		H.run_until(function() return code end, 15000)

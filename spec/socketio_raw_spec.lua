@@ -251,7 +251,7 @@ describe("socket.io raw polling", function()
 			H.clean()
 		end
 		assert.has_error(function() socketio(H.server(), { http_compression = 3 }) end,
-			"option 'http_compression' must be a boolean or a table, got number")
+			"option 'http_compression' must be a boolean or a table, got number 3")
 	end)
 
 	it("closes a session that sends a second GET while one is held (400) or binary to EIO 4", function()

@@ -20,6 +20,7 @@ Design criteria:
 ]]
 local core = require "lws.core"
 local emitter = require "lws.emitter"
+local options = require "lws.options"
 
 local M = {}
 
@@ -179,12 +180,18 @@ end
 ---------------------------------------------------------------------------
 -- static files
 
+-- index: the file a directory serves; cache_control: its Cache-Control;
+-- headers: added to every answer; gzip: serve .gz siblings / compress
+local static_spec = {
+	index = "string", cache_control = "string", headers = "table", gzip = "boolean",
+}
+
 local function static_mount(srv, prefix, dir, opts)
 	if type(prefix) ~= "string" or prefix:sub(1, 1) ~= "/" then
 		error("bad argument #1 to 'static' (URL prefix starting with / expected)", 2)
 	end
 	if type(dir) ~= "string" then error("bad argument #2 to 'static' (directory expected)", 2) end
-	opts = opts or {}
+	opts = options.check(options.table_arg(opts, "static", 3, 2), static_spec, 2)
 	local real, err = core.realpath(dir)
 	if not real then error("static: " .. err, 2) end
 	local st = core.stat(real)
@@ -192,9 +199,6 @@ local function static_mount(srv, prefix, dir, opts)
 	if prefix:sub(-1) ~= "/" then prefix = prefix .. "/" end
 	local f = srv:fields()
 	f._static = f._static or {}
-	if opts.gzip ~= nil and type(opts.gzip) ~= "boolean" then
-		error("static: option 'gzip' must be a boolean", 2)
-	end
 	table.insert(f._static, { prefix = prefix, root = real, index = opts.index or "index.html",
 		headers = opts.headers or {}, cache = opts.cache_control or "no-cache",
 		gzip = opts.gzip ~= false, gzipped = {}, n_gzipped = 0 })

@@ -110,7 +110,8 @@ end
 ---------------------------------------------------------------------------
 -- options
 
-local function opt_error(msg) error(msg, 3) end
+-- 1 opt_error, 2 check_options, 3 connect, 4 its caller
+local function opt_error(msg) error(msg, 4) end
 
 local function check_options(o)
 	if type(o) ~= "table" then
@@ -126,7 +127,7 @@ local function check_options(o)
 		if not want then opt_error("unknown option '" .. tostring(k) .. "'") end
 		if type(v) ~= want and not ((k == "reconnect" or k == "ping_interval") and v == false)
 			and not (k == "reconnect" and v == true) then
-			opt_error(("option '%s' must be a %s, got %s"):format(k, want, type(v)))
+			opt_error(("option '%s' must be a %s, got %s"):format(k, want, require("lws.options").show(v)))
 		end
 	end
 	local c = {}

@@ -34,34 +34,71 @@ local pubsub = require "lws.pubsub"
 local emit = emitter.emit
 local M = {}
 
+local options = require "lws.options"
+
+local function one_of(...)
+	local set, names = {}, {}
+	for i, v in ipairs { ... } do set[v] = true; names[i] = ("%q"):format(v) end
+	local phrase = table.concat(names, " or ")
+	return function(v) if not set[v] then return phrase end end
+end
+
+local MAX_BYTES = 1 << 40
+-- the options core.server reads (csrc/server.c l_server), with its ranges
 local core_fields = {
-	host = true, port = true, tls = true, max_message_size = true, max_queue_bytes = true,
-	close_timeout = true, backlog = true, reuseport = true, slow_consumer = true,
-	max_body_size = true, request_timeout = true, compression = true,
-	handshake_timeout = true, keepalive_timeout = true, workers = true, sticky = true,
-	rx_buffer_size = true,
+	host = "string", port = { "integer", 0, 65535 }, tls = "table",
+	max_message_size = { "integer", 0, MAX_BYTES }, max_queue_bytes = { "integer", 0, MAX_BYTES },
+	close_timeout = { "integer", 1, 3600 }, backlog = { "integer", 1, 65535 }, reuseport = "boolean",
+	slow_consumer = one_of("error", "close"), max_body_size = { "integer", 0, MAX_BYTES },
+	request_timeout = { "integer", 0, 86400 }, compression = "boolean|table",
+	handshake_timeout = { "integer", 1, 3600 }, keepalive_timeout = { "integer", 1, 3600 },
+	workers = { "integer", 0, 256 }, sticky = "boolean", rx_buffer_size = { "integer", 128, 1 << 20 },
 }
-local lua_fields = {
+local server_spec = {
 	verify = "function", handle_protocols = "function", path = "string",
 	heartbeat = "table", app_heartbeat = "table",
-	max_connections = "number", origins = "table", handshake_rate = "number",
-	idle_timeout = "number",
+	max_connections = { "integer", 0 }, origins = "table", handshake_rate = { "number", 0 },
+	idle_timeout = { "number", 0 },
+}
+for k, v in pairs(core_fields) do server_spec[k] = v end
+local tls_spec = { cert = "string", key = "string", ca = "string" }
+local compression_spec = {
+	server_no_context_takeover = "boolean", level = { "integer", 1, 9 }, mem_level = { "integer", 1, 9 },
 }
 
-local function check_options(opts)
+-- level: the user's call, seen from check_options' caller
+local function check_options(opts, level)
 	if type(opts) ~= "table" then
-		error("bad argument #1 to 'server' (table expected, got " .. type(opts) .. ")", 3)
+		error("bad argument #1 to 'server' (table expected, got " .. type(opts) .. ")", level + 1)
 	end
-	for k, v in pairs(opts) do
-		if not core_fields[k] then
-			local want = lua_fields[k]
-			if not want then
-				error("unknown option '" .. tostring(k) .. "'", 3)
-			elseif type(v) ~= want then
-				error(("option '%s' must be a %s, got %s"):format(k, want, type(v)), 3)
-			end
+	options.check(opts, server_spec, level + 1)
+	if opts.tls then
+		options.check(opts.tls, tls_spec, level + 1, "tls.")
+		if not opts.tls.cert or not opts.tls.key then
+			error("option 'tls' needs cert and key", level + 1)
 		end
 	end
+	if type(opts.compression) == "table" then
+		options.check(opts.compression, compression_spec, level + 1, "compression.")
+	end
+	if opts.sticky and not opts.workers then error("option 'sticky' needs 'workers'", level + 1) end
+end
+
+-- a certificate or key we cannot read: say which file and why (an I/O
+-- failure, returned, not raised)
+local function tls_files(tls)
+	for _, k in ipairs { "cert", "key", "ca" } do
+		local file = tls[k]
+		if file then
+			local f, err = io.open(file, "rb")
+			if not f then
+				return nil, ("cannot read the TLS %s %s"):format(k == "cert" and "certificate" or
+					k == "ca" and "CA file" or "key", err)
+			end
+			f:close()
+		end
+	end
+	return true
 end
 
 --- header_lines({ name = value, … }) -> "Name: value\r\n…"; refuses CR/LF
@@ -297,7 +334,7 @@ end
 
 --- new(opts) -> server | nil, err, code
 function M.new(opts)
-	check_options(opts)
+	check_options(opts, 2)
 	-- policy options are checked before anything is opened
 	if opts.heartbeat then require("lws.heartbeat").options(opts.heartbeat, "heartbeat", 3) end
 	if opts.app_heartbeat then
@@ -308,6 +345,10 @@ function M.new(opts)
 	end
 	if opts.idle_timeout and opts.idle_timeout <= 0 then
 		error("option 'idle_timeout' must be > 0 seconds", 2)
+	end
+	if opts.tls then
+		local ok, err = tls_files(opts.tls)
+		if not ok then return nil, err, "tls" end
 	end
 	local copts = {}
 	for k in pairs(core_fields) do copts[k] = opts[k] end

@@ -213,7 +213,7 @@ local function check_options(options)
 		local check = checkers[k]
 		if not check then opt_error("unknown option '" .. tostring(k) .. "'") end
 		local want = check(v)
-		if want then opt_error(("option '%s' must be a %s, got %s"):format(k, want, type(v))) end
+		if want then opt_error(("option '%s' must be a %s, got %s"):format(k, want, require("lws.options").show(v))) end
 		o[k] = v
 	end
 	o.connect_timeout = o.connect_timeout or M.connect_timeout

@@ -27,6 +27,7 @@ Design criteria:
 ]]
 local core = require "lws.core"
 local emitter = require "lws.emitter"
+local options = require "lws.options"
 local json = require "lws.json"
 local parser = require "lws.socketio.parser"
 local engine = require "lws.socketio.engine"
@@ -1029,24 +1030,20 @@ local option_types = {
 	transports = "table", allow_upgrades = "boolean", allow_eio3 = "boolean", cors = "table",
 	allow_request = "function", serve_client = "boolean", client_version = "string",
 	client_dir = "string", connection_state_recovery = "table", max_attachments = "number",
-	close_timeout = "number", bus = "table", http_compression = { boolean = true, table = true },
+	close_timeout = "number", bus = "table", http_compression = "boolean|table",
 }
 
 --- new(server, opts) -> io
-function M.new(srv, opts)
-	opts = opts or {}
-	if type(opts) ~= "table" then error("bad argument #2 to 'socketio' (table expected)", 2) end
-	for k, v in pairs(opts) do
-		local want = option_types[k]
-		if not want then error("unknown option '" .. tostring(k) .. "'", 2) end
-		if type(want) == "table" and not want[type(v)] then
-			error(("option '%s' must be a boolean or a table, got %s"):format(k, type(v)), 2)
-		elseif type(want) == "string" and type(v) ~= want then
-			error(("option '%s' must be a %s, got %s"):format(k, want, type(v)), 2)
-		end
-	end
+-- (level: internal, where option errors point; the module's __call is one
+-- frame deeper than a direct new())
+function M.new(srv, opts, level)
+	level = level or 2
+	opts = options.check(options.table_arg(opts, "socketio", 2, level), option_types, level)
 	if opts.client_version and opts.client_version ~= "2" and opts.client_version ~= "4" then
-		error("option 'client_version' must be \"2\" or \"4\"", 2)
+		error("option 'client_version' must be \"2\" or \"4\", got " .. options.show(opts.client_version), level)
+	end
+	if opts.bus and getmetatable(opts.bus) ~= require("lws.bus").mt then
+		error("option 'bus' must be an lws.bus, got " .. options.show(opts.bus), level)
 	end
 	local o = {}
 	for k, v in pairs(opts) do o[k] = v end
@@ -1070,7 +1067,6 @@ function M.new(srv, opts)
 	io.engine.on_session = function(session) new_client(io, session) end
 	io._nsps["/"] = new_namespace(io, "/")
 	if o.bus then
-		if getmetatable(o.bus) ~= require("lws.bus").mt then error("option 'bus' must be an lws.bus", 2) end
 		io.cluster = require("lws.socketio.cluster").attach(io, o.bus)
 	end
 	if o.serve_client ~= false then serve_client(io, o, srv, io.engine.opts.path) end
@@ -1119,4 +1115,7 @@ end
 --- client_count() -> open Engine.IO sessions
 function Server:client_count() return self.engine.count end
 
-return setmetatable(M, { __call = function(_, srv, opts) return M.new(srv, opts) end })
+return setmetatable(M, { __call = function(_, srv, opts)
+	local sio = M.new(srv, opts, 3)   -- not a tail call: errors point at the caller
+	return sio
+end })
