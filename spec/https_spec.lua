@@ -229,10 +229,12 @@ describe("https://", function()
 		assert.matches("\nHTTP/1%.1 200 OK\r\n", out)
 	end)
 
-	it("does not take http2 = true yet (HTTP/2 comes later, on request)", function()
+	it("does not take http2 = true yet (HTTP/2 comes later, on request); an unreadable key fails", function()
 		local ok, err = pcall(lws.server, tls_opts { http2 = true })
 		assert.is_false(ok)
 		assert.matches("unknown option 'http2'", err)
+		assert.are.same({ nil, "cannot create the TLS server (check the certificate and key files)", "tls" },
+			{ lws.server { port = 0, tls = { cert = C.cert, key = C.dir .. "/missing.key" } } })
 	end)
 
 	for _, mode in ipairs { {}, { "--http2" }, { "--http1.1" } } do
