@@ -952,6 +952,14 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 		info.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
 				       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
 				       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+		/* ALPN offers HTTP/1.1 only. Left NULL, lws 4.1.6 offers its
+		 * context default "h2,http/1.1", every current browser and curl
+		 * pick h2, and none of our HTTP or WebSocket code runs over h2
+		 * streams (blank pages, reset streams). A client that offers only
+		 * h2 gets no ALPN answer and talks HTTP/1.1 over TLS. lws keeps
+		 * this pointer (no copy): a string literal lives long enough.
+		 * HTTP/2 will be an explicit server option. */
+		info.alpn = "http/1.1";
 	}
 	sv->vh = lws_create_vhost(x->lws, &info);
 	if (!sv->vh) {

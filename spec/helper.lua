@@ -132,16 +132,19 @@ Peer.__index = Peer
 
 local function shell_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
---- node([script]) -> peer, started and connected to its control socket
-function H.node(script)
+--- node([script[, args]]) -> peer, started and connected to its control
+-- socket (args: more command-line arguments, after the control port)
+function H.node(script, args)
 	script = script or (H.ROOT .. "/spec/peers/ws_peer.js")
 	local ctl = assert(socket.bind("127.0.0.1", 0))
 	ctl:settimeout(0)
 	local _, cport = ctl:getsockname()
 	local log = os.tmpname()
 	local pidfile = os.tmpname()
-	os.execute(("env -u LD_PRELOAD node %s %d >%s 2>&1 & echo $! >%s"):format(shell_quote(script), cport,
-		shell_quote(log), shell_quote(pidfile)))
+	local extra = {}
+	for i, v in ipairs(args or {}) do extra[i] = shell_quote(v) end
+	os.execute(("env -u LD_PRELOAD node %s %d %s >%s 2>&1 & echo $! >%s"):format(shell_quote(script), cport,
+		table.concat(extra, " "), shell_quote(log), shell_quote(pidfile)))
 	local f = assert(io.open(pidfile))
 	local pid = tonumber(f:read("l"))
 	f:close()
@@ -474,7 +477,8 @@ local demos = {}
 
 --- demo(name[, port[, args]]) -> { pid, port, url, ws_url }:
 -- examples/<name>/server.lua in its own process, as a user starts it (args:
--- more command-line arguments); H.clean stops it
+-- more command-line arguments); H.clean stops it. url and ws_url are
+-- https:// and wss:// when the demo says it listens on https://.
 function H.demo(name, port, args)
 	local ctl = assert(socket.bind("127.0.0.1", 0))
 	ctl:settimeout(0)
@@ -512,10 +516,12 @@ function H.demo(name, port, args)
 	end)
 	ok, err = pcall(H.run_until, function() return d.buf:find("\n") or d.exited end, 10000,
 		name .. " to print its address")
-	d.port = tonumber(d.buf:match("^listening on http://127%.0%.0%.1:(%d+)/\n"))
+	local scheme, dport = d.buf:match("^listening on (https?)://127%.0%.0%.1:(%d+)/\n")
+	d.port = tonumber(dport)
 	if not d.port then error(("%s printed %q\n%s%s"):format(name, d.buf, ok and "" or err, read_file(d.log)), 2) end
-	d.url = "http://127.0.0.1:" .. d.port .. "/"
-	d.ws_url = "ws://127.0.0.1:" .. d.port .. "/ws"
+	d.tls = scheme == "https"
+	d.url = scheme .. "://127.0.0.1:" .. d.port .. "/"
+	d.ws_url = (d.tls and "wss" or "ws") .. "://127.0.0.1:" .. d.port .. "/ws"
 	return d
 end
 

@@ -2,8 +2,9 @@
 -- served by this server at /socket.io/socket.io.js) and chatroom.lua.
 --   bin/lws-lua examples/chatroom/server.lua [--port N] [--host H]
 --     [--ping-interval MS] [--ping-timeout MS] [--client 2|4] [--quiet]
---     [--redis HOST:PORT] [--workers N]
--- Prints "listening on http://HOST:PORT/" first. Works for 2.x and 4.x
+--     [--redis HOST:PORT] [--workers N] [--tls-cert FILE --tls-key FILE]
+-- Prints "listening on http://HOST:PORT/" first (https:// with
+-- --tls-cert/--tls-key: the page, polling and wss:// over TLS). Works for 2.x and 4.x
 -- clients at once, over websocket, polling and the upgrade.
 -- --redis: messages and the online list are shared with every chatroom
 -- process using that Redis (run one per machine, or several on one).
@@ -19,6 +20,7 @@ local opts = { port = 3000, host = "127.0.0.1" }
 local sio_opts = {}
 local quiet = false
 local opts_redis
+local tls = {}
 local function number(v, name)
 	return assert(math.tointeger(tonumber(v)), name .. " needs a number")
 end
@@ -33,20 +35,32 @@ while arg[i] do
 	elseif a == "--quiet" then quiet = true; i = i - 1
 	elseif a == "--redis" then opts_redis = v
 	elseif a == "--workers" then opts.workers = number(v, a); opts.sticky = true
+	elseif a == "--tls-cert" and v then tls.cert = v
+	elseif a == "--tls-key" and v then tls.key = v
 	else
 		io.stderr:write("usage: server.lua [--port N] [--host H] [--ping-interval MS] "
-			.. "[--ping-timeout MS] [--client 2|4] [--quiet] [--redis HOST:PORT] [--workers N]\n")
+			.. "[--ping-timeout MS] [--client 2|4] [--quiet] [--redis HOST:PORT] [--workers N] "
+			.. "[--tls-cert FILE --tls-key FILE]\n")
 		os.exit(2)
 	end
 	i = i + 2
 end
 
+if (tls.cert == nil) ~= (tls.key == nil) then
+	io.stderr:write("server.lua: --tls-cert and --tls-key go together\n")
+	os.exit(2)
+end
+opts.tls = tls.cert and tls or nil
 if opts.workers and not opts_redis then
 	io.stderr:write("server.lua: --workers needs --redis (the workers share the room through it)\n")
 	os.exit(2)
 end
 -- with workers, the supervisor prints the address once, before forking
-local server = assert(lws.server(opts))
+local server, err = lws.server(opts)   -- nil, why: port in use, unreadable certificate
+if not server then
+	io.stderr:write("server.lua: ", err, "\n")
+	os.exit(1)
+end
 local bus
 if opts_redis then
 	local rhost, rport = opts_redis:match("^(.*):(%d+)$")
@@ -59,7 +73,8 @@ require("chatroom").serve(server, sio_opts, not quiet and function(line)
 end or nil, bus)
 
 if (lws.worker_index and lws.worker_index() or 1) <= 1 then
-	io.stdout:write(("listening on http://%s:%d/\n"):format(opts.host, server:port()))
+	io.stdout:write(("listening on %s://%s:%d/\n"):format(opts.tls and "https" or "http", opts.host,
+		server:port()))
 	io.stdout:flush()
 end
 lws.run()

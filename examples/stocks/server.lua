@@ -2,18 +2,28 @@
 -- prices for everyone; each client says {"stocks":[...]} and gets its
 -- symbols' prices about once a second.
 --   bin/lws-lua examples/stocks/server.lua [--port 8081] [--host 127.0.0.1]
+--     [--tls-cert FILE --tls-key FILE]   (https:// and wss://, PEM files)
 local lws = require "lws"
 local cjson = require "cjson.safe"
 
 local opts = { host = "127.0.0.1", port = 8081, max_message_size = 4096 }
+local tls = {}
 for i = 1, #arg, 2 do
 	local k, v = arg[i], arg[i + 1]
 	if k == "--port" and math.tointeger(tonumber(v)) then opts.port = math.tointeger(tonumber(v))
 	elseif k == "--host" and v then opts.host = v
-	else io.stderr:write("usage: server.lua [--port N] [--host H]\n") os.exit(2) end
+	elseif k == "--tls-cert" and v then tls.cert = v
+	elseif k == "--tls-key" and v then tls.key = v
+	else io.stderr:write("usage: server.lua [--port N] [--host H] [--tls-cert FILE --tls-key FILE]\n") os.exit(2) end
 end
+if (tls.cert == nil) ~= (tls.key == nil) then
+	io.stderr:write("server.lua: --tls-cert and --tls-key go together\n") os.exit(2)
+end
+opts.tls = tls.cert and tls or nil
+local scheme = opts.tls and "https" or "http"
 
-local server = assert(lws.server(opts))
+local server, err = lws.server(opts)   -- nil, why: port in use, unreadable certificate
+if not server then io.stderr:write("server.lua: ", err, "\n") os.exit(1) end
 server:static("/", (arg[0]:match("^(.*)/") or ".") .. "/public", { headers = {
 	["Content-Security-Policy"] = "default-src 'self'; script-src 'self'; style-src 'self'; " ..
 		"img-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; " ..
@@ -24,7 +34,7 @@ server:static("/", (arg[0]:match("^(.*)/") or ".") .. "/public", { headers = {
 -- A page on another site must not use a visitor's browser to talk to us.
 local function same_origin(req)
 	local origin = req.headers.origin
-	return origin == nil or origin == "http://" .. tostring(req.headers.host), 403, "cross-origin"
+	return origin == nil or origin == scheme .. "://" .. tostring(req.headers.host), 403, "cross-origin"
 end
 
 -- Prices in cents, so they print with exactly two decimals. Each symbol
@@ -70,6 +80,6 @@ lws.set_interval(function()
 	end
 end, 1000)
 
-io.stdout:write(("listening on http://%s:%d/\n"):format(opts.host, server:port()))
+io.stdout:write(("listening on %s://%s:%d/\n"):format(scheme, opts.host, server:port()))
 io.stdout:flush()
 lws.run()

@@ -134,6 +134,21 @@ const commands = {
     }), { n, ms });
   },
 
+  // waits until the page's own script sets window.__result; returns it
+  async result({ page, timeout }) {
+    const p = get(page).page;
+    await waitFor(p, () => window.__result !== undefined, null, timeout || 10000);
+    return p.evaluate(() => window.__result);
+  },
+
+  // how the page itself came: the protocol ALPN chose ("http/1.1", "h2")
+  async navigation({ page }) {
+    return get(page).page.evaluate(() => {
+      const nav = performance.getEntriesByType('navigation')[0];
+      return { protocol: nav.nextHopProtocol, url: location.href, secure: window.isSecureContext };
+    });
+  },
+
   async screenshot({ page, file }) {
     await get(page).page.screenshot({ path: file, fullPage: true, animations: 'disabled' });
     return {};

@@ -47,11 +47,14 @@ function serve(commands, opts) {
 }
 
 // Debian's Chromium, never a downloaded browser, with the flags every
-// browser spec runs it with
+// browser spec runs it with. A peer started with --ignore-certificate-errors
+// after its control port (H.node(script, { "--ignore-certificate-errors" }))
+// passes it on: the https specs' throwaway CA is not in Chromium's store.
 const CHROMIUM = {
   executablePath: process.env.LWS_CHROMIUM || '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-    '--disable-component-update', '--no-first-run'],
+    '--disable-component-update', '--no-first-run',
+    ...process.argv.slice(3).filter((a) => a === '--ignore-certificate-errors')],
 };
 
 // page.waitForFunction evaluates its predicate with eval, which our pages'

@@ -73,6 +73,7 @@ async function state(c) {
       injected: q('message').querySelectorAll('img, script, b, iframe').length,
       connected: !!(window.CHAT && CHAT.socket && CHAT.socket.connected),
       transport: window.CHAT && CHAT.socket && CHAT.socket.io.engine ? CHAT.socket.io.engine.transport.name : null,
+      protocol: performance.getEntriesByType('navigation')[0].nextHopProtocol,
     };
   });
   out(Object.assign({ ev: 'state', id: c.id, requests: rec.requests, offsite: rec.offsite,
