@@ -191,4 +191,22 @@ describe("conversation", function()
 		assert.is_string(err)
 		ws:close()
 	end)
+
+	it("reports a server's protocol error after open with a string code, then closes 1007", function()
+		local p = H.node(H.ROOT .. "/spec/peers/ws_server.js")
+		p:cmd { cmd = "listen" }
+		local port = math.tointeger(p:wait("listening").port)
+		local ws = H.lws.WebSocket("ws://127.0.0.1:" .. port .. "/")
+		local ev, closed
+		ws.onopen = function() p:cmd { cmd = "send", b64 = H.base64("ok\xff\xfe") } end
+		ws.onerror = function(e) ev = e end
+		ws.onclose = function(e) closed = e end
+		H.run_until(function() return closed end, 5000, "close")
+		assert.is_not_nil(ev)
+		assert.are.equal("invalid-utf8", ev.code)
+		assert.are.equal(1007, ev.close_code)
+		assert.are.equal("protocol error from 127.0.0.1:" .. port .. ": invalid UTF-8", ev.message)
+		assert.are.equal(1007, closed.code)
+		assert.are.equal(1007, p:wait("close").code)
+	end)
 end)

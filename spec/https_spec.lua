@@ -233,7 +233,7 @@ describe("https://", function()
 		local ok, err = pcall(lws.server, tls_opts { http2 = true })
 		assert.is_false(ok)
 		assert.matches("unknown option 'http2'", err)
-		assert.are.same({ nil, "cannot create the TLS server (check the certificate and key files)", "tls" },
+		assert.are.same({ nil, "cannot read the TLS key " .. C.dir .. "/missing.key: No such file or directory", "tls" },
 			{ lws.server { port = 0, tls = { cert = C.cert, key = C.dir .. "/missing.key" } } })
 	end)
 
@@ -334,7 +334,7 @@ describe("the demos over https in Chromium", function()
 			_, log, rc = run { "bin/lws-lua", "examples/" .. name .. "/server.lua", "--port", "0",
 				"--tls-cert", C.dir .. "/missing.pem", "--tls-key", C.key }
 			assert.are.equal(1, rc)
-			assert.matches("^server.lua: cannot create the TLS server", log)
+			assert.matches("^server.lua: cannot read the TLS certificate .*missing%.pem: No such file or directory", log)
 		end)
 	end
 

@@ -320,8 +320,21 @@ function client_events.pong(ws, payload)
 	emit(ws, "pong", payload)
 end
 
+-- the close code a protocol failure after open sends (csrc/conn.c
+-- protocol_error) -> its documented string code
+local after_open = { [1002] = "protocol", [1007] = "invalid-utf8", [1009] = "too-big" }
+
 -- detail, kind, status from C (or from this file)
 function client_events.error(ws, detail, kind, status, retry_after)
+	if math.type(kind) == "integer" then
+		-- the server broke the protocol on an open connection: not a
+		-- connect failure; the close that follows carries the number
+		local msg = ("protocol error from %s: %s"):format(where(ws), detail)
+		local code = after_open[kind] or "protocol"
+		fire(ws, "onerror", "error", { type = "error", message = msg, code = code, close_code = kind,
+			target = ws }, msg, code)
+		return
+	end
 	local abort = rawget(ws, "_abort")
 	if kind == "aborted" and abort then kind = abort end
 	local msg = failure_message(ws, detail, kind, status)

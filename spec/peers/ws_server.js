@@ -146,7 +146,9 @@ const commands = {
   tls_probe: tlsProbe,
   client,
   send(c) {
-    const p = c.size !== undefined ? pattern(c.size, !!c.binary) : Buffer.from(c.data || '', 'utf8');
+    const p = c.size !== undefined ? pattern(c.size, !!c.binary)
+      : c.b64 !== undefined ? Buffer.from(c.b64, 'base64')   // any bytes, even invalid UTF-8 as text
+        : Buffer.from(c.data || '', 'utf8');
     each(c, (ws) => ws.send(p, { binary: !!c.binary, compress: false }));
   },
   ping(c) { each(c, (ws) => ws.ping(c.data || '')); },
