@@ -240,8 +240,13 @@ end
 
 -- returns true if it answered
 local function serve_static(m, req, res)
+	if req.path .. "/" == m.prefix then
+		-- the mount itself without its slash: relative links in its
+		-- index would resolve one level up (nginx and serve-static do this)
+		res:redirect(m.prefix .. (req.url:match("%?.*$") or ""), 301)
+		return true
+	end
 	local rel = req.path:sub(#m.prefix + 1)
-	if req.path .. "/" == m.prefix then rel = "" end
 	if rel:find("%z") or rel:find("\\", 1, true) or rel:find("%%") then
 		res:error(400, "bad path")
 		return true
