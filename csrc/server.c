@@ -4,7 +4,9 @@
  * effect now, not at lws's 30 s deferred-free tick) and watch it as a raw
  * fd. Every wsi carries its server in its opaque pointer. The handshake is
  * checked here (RFC 6455 4.2.1 details lws leaves to us) before Lua's
- * upgrade hook decides. */
+ * upgrade hook decides; h2c offers are turned down here so the request is
+ * served over HTTP/1.1. Small direct replies (refusals, errors) are
+ * written here with our own HTTP/1.1 status line and Date. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
