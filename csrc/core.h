@@ -244,6 +244,8 @@ struct request {
 	uint8_t head;                 /* HEAD: headers only */
 	uint8_t headers_sent;
 	uint8_t close_after;          /* "connection: close" and hang up */
+	uint8_t chunked;              /* the body is being read through ck */
+	uint8_t fix_pending;          /* request_fix_timeout is scheduled */
 	int status;
 	int timeout_s;
 	char *hdrs;                   /* "Name: value\r\n" lines */
@@ -251,12 +253,14 @@ struct request {
 	size_t body_len, body_off;
 	char *rbody;                  /* request body being read */
 	size_t rbody_len, rbody_cap, max_body;
+	struct proto_chunked ck;      /* Transfer-Encoding: chunked decoder */
 };
 
 int request_start(struct server *s, struct lws *wsi,
 		  void (*push_req)(lua_State *L, struct lws *wsi, const char *method));
 int request_body(struct request *r, const void *in, size_t len);
 int request_body_done(struct request *r);
+int request_deadline(struct request *r);
 int request_writeable(struct request *r);
 void request_closed(struct request *r);
 int request_respond(struct request *r, int status, const char *headers, const char *body,
@@ -271,6 +275,8 @@ void server_listener_closed(struct server *s);
 void server_conn_gone(struct conn *c);
 int server_http_reply(struct lws *wsi, int status, const char *extra, const char *body,
 		      size_t blen);
+/* "date: <IMF-fixdate>\r\n" for now (RFC 9110 6.6.1), cached per second */
+const char *server_date_line(size_t *len);
 
 /* A server vhost, shared by every lws.server with the same TLS files and
  * kept until the context goes. lws may rebind a wsi to another vhost on

@@ -1,5 +1,6 @@
-/* proto.h: pure RFC 6455 checks with no lws or Lua in them, so the fuzz
- * harnesses in fuzz/ can drive them directly. */
+/* proto.h: pure RFC 6455 checks and HTTP/1.1 request framing (RFC 9112)
+ * with no lws or Lua in them, so the fuzz harnesses in fuzz/ can drive
+ * them directly. */
 #ifndef LWS_LUA_PROTO_H
 #define LWS_LUA_PROTO_H
 
@@ -34,4 +35,51 @@ int proto_token_list(const char *s, size_t len,
 int proto_list_has(const char *s, size_t len, const char *tok);
 
 /* Base64 of SHA-1 is done by lws; these helpers only parse. */
+
+/* ---- HTTP/1.1 request framing (RFC 9112 6, 7.1) ---- */
+
+/* A Content-Length value as lws hands it over (repeated header lines
+ * joined with ","): one or more 1*DIGIT elements with optional SP/HTAB
+ * around them, all the same number (RFC 9110 8.6). Returns 0 and sets
+ * *out, or -1 (no digits, another character, differing values, or a
+ * number over 2^62). */
+int proto_content_length(const char *s, size_t len, uint64_t *out);
+
+/* A Transfer-Encoding value: PROTO_TE_CHUNKED when it is exactly the
+ * chunked coding (case-insensitive, OWS around it); PROTO_TE_BAD for a
+ * malformed list or chunked applied twice (400); PROTO_TE_UNSUPPORTED
+ * when any other coding is listed, or chunked has parameters (501). */
+enum { PROTO_TE_CHUNKED = 0, PROTO_TE_BAD = -1, PROTO_TE_UNSUPPORTED = -2 };
+int proto_transfer_encoding(const char *s, size_t len);
+
+/* Incremental decoder of a chunked body (RFC 9112 7.1): chunk sizes in
+ * hex with optional extensions, CRLF after each line and each chunk's
+ * data, a last chunk of size 0, trailer field lines (read and dropped),
+ * then an empty line. Input may be split anywhere. Strict: every line
+ * ends in CRLF, no bare LF, no whitespace before the size, no control
+ * characters in extensions or trailers. */
+#define PROTO_CHUNKED_LINE_MAX 4096      /* a size line with its extensions */
+#define PROTO_CHUNKED_TRAILER_MAX 16384  /* the whole trailer section */
+enum { PROTO_CHUNKED_MORE = 0, PROTO_CHUNKED_DONE = 1, PROTO_CHUNKED_BAD = -1,
+       PROTO_CHUNKED_TOO_BIG = -2 };
+
+struct proto_chunked {
+	uint64_t size;       /* the chunk size being read, then its bytes still to come */
+	uint64_t total;      /* chunk data so far, all chunks */
+	uint32_t line;       /* bytes of the current size line / trailer section */
+	uint8_t state;
+};
+
+void proto_chunked_init(struct proto_chunked *c);
+
+/* Decodes in[0..len) into out (room for len bytes; out may equal in: data
+ * only ever moves towards the front). Sets *out_len to the data bytes
+ * written and *used to the input bytes consumed: len, except with DONE,
+ * where the bytes after the body's final CRLF are not consumed.
+ * Returns MORE (the body goes on), DONE (complete), BAD (malformed: 400)
+ * or TOO_BIG (the data would pass max bytes in all: 413, detected on the
+ * size line before any of that chunk's data). BAD and TOO_BIG stick:
+ * later calls return them again and consume nothing. */
+int proto_chunked_decode(struct proto_chunked *c, const unsigned char *in, size_t len,
+			 unsigned char *out, size_t *out_len, size_t *used, uint64_t max);
 #endif

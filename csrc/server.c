@@ -4,7 +4,9 @@
  * effect now, not at lws's 30 s deferred-free tick) and watch it as a raw
  * fd. Every wsi carries its server in its opaque pointer. The handshake is
  * checked here (RFC 6455 4.2.1 details lws leaves to us) before Lua's
- * upgrade hook decides. */
+ * upgrade hook decides; h2c offers are turned down here so the request is
+ * served over HTTP/1.1. Small direct replies (refusals, errors) are
+ * written here with our own HTTP/1.1 status line and Date. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +18,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -204,25 +207,79 @@ hdr_dup(struct lws *wsi, enum lws_token_indexes t, int *plen)
 	return b;
 }
 
+const char *
+server_date_line(size_t *len)
+{
+	static char line[64];
+	static size_t n;
+	static time_t at = -1;
+	time_t now = time(NULL);
+
+	if (now != at) {
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		n = strftime(line, sizeof(line), "date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+		at = now;
+	}
+	if (len)
+		*len = n;
+	return line;
+}
+
+static const char *
+status_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 301: return "Moved Permanently";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Server Error";
+	}
+}
+
 /* Writes a complete small HTTP response from any callback (lws buffers
- * what the kernel does not take). extra: "name: value\r\n" lines or NULL. */
+ * what the kernel does not take). extra: "name: value\r\n" lines or NULL.
+ * Our own status line: lws_add_http_header_status() says "HTTP/1.0" until
+ * lws_http_action() has read the request's version, which an upgrade
+ * refusal (HTTP_CONFIRM_UPGRADE) comes before. */
 int
 server_http_reply(struct lws *wsi, int status, const char *extra, const char *body,
 		  size_t blen)
 {
 	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
 		*end = buf + sizeof(buf) - 1;
-	size_t elen = extra ? strlen(extra) : 0;
+	size_t elen = extra ? strlen(extra) : 0, dlen;
+	const char *date = server_date_line(&dlen);
+	int n;
 
-	if (lws_add_http_header_status(wsi, (unsigned)status, &p, end) ||
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+	n = snprintf((char *)p, (size_t)(end - p), "HTTP/1.1 %d %s\r\n", status,
+		     status_reason(status));
+	if (n < 0 || n >= end - p)
+		return -1;
+	p += n;
+	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
 					 (unsigned char *)"text/plain; charset=utf-8", 25, &p,
 					 end) ||
 	    lws_add_http_header_content_length(wsi, blen, &p, end))
 		return -1;
+	if ((size_t)(end - p) < elen + dlen + 8)
+		return -1;
+	memcpy(p, date, dlen);
+	p += dlen;
 	if (elen) {
-		if ((size_t)(end - p) < elen + 8)
-			return -1;
 		memcpy(p, extra, elen);
 		p += elen;
 	}
@@ -232,7 +289,6 @@ server_http_reply(struct lws *wsi, int status, const char *extra, const char *bo
 		return -1;
 	if (blen) {
 		unsigned char *b = malloc(LWS_PRE + blen);
-		int n;
 
 		if (!b)
 			return -1;
@@ -252,8 +308,22 @@ refuse(struct lws *wsi, int status, const char *extra, const char *msg)
 
 	if (s)
 		s->n_refused++;
-	server_http_reply(wsi, status, extra, msg, strlen(msg));
-	return 1;   /* response written: lws completes the transaction */
+	/* an HTTP/1.1 status line: say that we close (lws would keep a
+	 * keep-alive connection open and close a first request's) */
+	if (extra) {
+		size_t n = strlen(extra);
+		char *both = malloc(n + 20);
+
+		if (!both)
+			return -1;
+		memcpy(both, extra, n);
+		memcpy(both + n, "connection: close\r\n", 20);
+		server_http_reply(wsi, status, both, msg, strlen(msg));
+		free(both);
+	} else {
+		server_http_reply(wsi, status, "connection: close\r\n", msg, strlen(msg));
+	}
+	return -1;   /* lws flushes what it buffered, then closes */
 }
 
 static void
@@ -364,10 +434,11 @@ push_http_request(lua_State *L, struct lws *wsi, const char *method)
 	push_request(L, wsi, method, NULL, 0);
 }
 
-/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: the strict checks, then Lua.
- * Returns 0 to let lws upgrade, 1 after writing a refusal, -1 to hang up. */
+/* LWS_CALLBACK_HTTP_CONFIRM_UPGRADE for "websocket": the strict checks,
+ * then Lua. Returns 0 to let lws upgrade, -1 after writing a refusal (or
+ * to hang up). */
 static int
-server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
+server_confirm_upgrade(struct server *s, struct lws *wsi)
 {
 	struct server_vhost *sv = vhost_slot(wsi);
 	struct ctx *x = s->ctx;
@@ -379,8 +450,6 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 
 	if (s->closing)
 		return refuse(wsi, 503, "Retry-After: 1\r\n", "server is shutting down");
-	if (strcasecmp(up, "websocket"))
-		return refuse(wsi, 400, NULL, "unsupported upgrade");
 	if (hdr_len(wsi, WSI_TOKEN_GET_URI) <= 0)
 		return refuse(wsi, 400, NULL, "WebSocket upgrade must use GET");
 	http = hdr_dup(wsi, WSI_TOKEN_HTTP, NULL);
@@ -449,7 +518,7 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, const char *up)
 		free(protos);
 		lua_settop(L, top);
 		conn_release_unopened(c);
-		return 1;
+		return -1;
 	}
 	if (lua_type(L, -3) == LUA_TSTRING) {
 		size_t n;
@@ -534,11 +603,9 @@ mid_headers(struct lws *wsi)
 void
 server_header_overflow(struct ctx *x)
 {
-	static const char msg[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n"
-				  "content-type: text/plain\r\ncontent-length: 31\r\n"
-				  "connection: close\r\n\r\nrequest header fields too large";
+	char msg[256];
 	struct server_vhost *sv;
-	int fd;
+	int fd, n;
 
 	overflow_candidate = NULL;
 	overflow_candidates = 0;
@@ -547,8 +614,12 @@ server_header_overflow(struct ctx *x)
 						     (void *)&overflow_candidate, 0);
 	if (overflow_candidates != 1)
 		return;
+	n = snprintf(msg, sizeof(msg), "HTTP/1.1 431 Request Header Fields Too Large\r\n"
+		     "content-type: text/plain\r\ncontent-length: 31\r\n%s"
+		     "connection: close\r\n\r\nrequest header fields too large",
+		     server_date_line(NULL));
 	fd = lws_get_socket_fd(overflow_candidate);
-	if (fd >= 0 && send(fd, msg, sizeof(msg) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	if (fd >= 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		return;   /* best effort: the connection is going anyway */
 }
 
@@ -730,9 +801,29 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		break;
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		if (!s)
+		if (!s || !in)
 			return -1;
-		return server_confirm_upgrade(s, wsi, in ? in : "");
+		if (!strcasecmp(in, "h2c")) {
+			/* curl --http2 offers h2c on plain http://; we speak
+			 * HTTP/1.1 only, and RFC 9110 7.8 lets a server ignore
+			 * Upgrade. Returning 0 would make lws switch to h2, and
+			 * returning 1 skips lws_http_action (no body, no
+			 * keep-alive, an HTTP/1.0 status line). lws 4.1.6
+			 * (roles/http/server/server.c, lws_handshake_server)
+			 * compares the same header string `in` with "websocket"
+			 * and "h2c" again after this callback returns 0 and,
+			 * when neither matches, serves the request as plain HTTP:
+			 * blank it in place (the request's headers show
+			 * upgrade = ""). */
+			*(char *)in = '\0';
+			return 0;
+		}
+		if (strcasecmp(in, "websocket"))
+			/* lws has already answered its own 403 (only websocket
+			 * and h2c reach here unanswered, from a keep-alive
+			 * connection's later request): no second answer */
+			return -1;
+		return server_confirm_upgrade(s, wsi);
 
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* lws bound the borrowed name: blank it unless Lua chose it */
@@ -814,6 +905,12 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		if (r)
 			return request_writeable(r);
+		return 0;
+
+	case LWS_CALLBACK_TIMER:
+		/* lws_set_timer_usecs: a deferred answer's deadline */
+		if (r)
+			return request_deadline(r);
 		return 0;
 
 	case LWS_CALLBACK_CLOSED_HTTP:

@@ -3,7 +3,7 @@
 # add seeds). Each seed is printf %b escapes, so every byte is visible here.
 set -eu
 cd "$(dirname "$0")"
-mkdir -p corpus/utf8 corpus/close corpus/handshake
+mkdir -p corpus/utf8 corpus/close corpus/handshake corpus/http
 
 # seed DIR NAME BYTES
 seed() { printf '%b' "$3" >"corpus/$1/$2"; }
@@ -156,3 +156,56 @@ h find-prefix 'chatty\x00chat'
 h find-second-nul 'a,b\x00b\x00a'
 # proto_token_list calls fn for "a" before it rejects the list (see README)
 h bug-token-list-callback-before-reject 'a b'
+
+# http: a chunked body (also tried as a Content-Length and as a
+# Transfer-Encoding value). Byte 0: low 3 bits count the cuts (one length
+# byte each follows), high 5 bits pick max from fuzz_http.c's table:
+# \x98 = no limit, \x60 = 65536, \x18 = 5, \x00 = 0.
+b() { seed http "$1" "$2"; }
+b empty '\x98'
+b hello '\x985\r\nhello\r\n0\r\n\r\n'
+b two-chunks '\x985\r\nhello\r\n6\r\n world\r\n0\r\n\r\n'
+b hex-caps '\x98A\r\n0123456789\r\na\r\n0123456789\r\n0\r\n\r\n'
+b leading-zeros '\x98005\r\nhello\r\n000\r\n\r\n'
+b extension '\x985;name=value\r\nhello\r\n0;last\r\n\r\n'
+b extension-bws '\x985 ;a=b\r\nhello\r\n0\t;x\r\n\r\n'
+b extension-quoted '\x985;a="q;r"\r\nhello\r\n0\r\n\r\n'
+b trailers '\x985\r\nhello\r\n0\r\nX-Sum: 1\r\nX-Other:\r\n\r\n'
+b then-next-request '\x985\r\nhello\r\n0\r\n\r\nGET / HTTP/1.1\r\n\r\n'
+b cut-everywhere '\x07\x01\x01\x01\x01\x01\x01\x015\r\nhello\r\n0\r\n\r\n'
+b cut-in-data '\x02\x04\x03a\r\n0123456789\r\n0\r\n\r\n'
+b at-limit '\x185\r\nhello\r\n0\r\n\r\n'
+b over-limit '\x186\r\nhello!\r\n0\r\n\r\n'
+b over-limit-second '\x183\r\nhel\r\n3\r\nlo!\r\n0\r\n\r\n'
+b limit-zero '\x000\r\n\r\n'
+b limit-zero-data '\x001\r\na\r\n0\r\n\r\n'
+b size-overflow '\x98fffffffffffffffff\r\n'
+b size-max '\x98ffffffffffffffff\r\n'
+b bare-lf '\x985\nhello\n0\n\n'
+b lf-after-data '\x985\r\nhello\n0\r\n\r\n'
+b no-crlf-after-data '\x985\r\nhelloX\r\n0\r\n\r\n'
+b space-before-size '\x98 5\r\nhello\r\n0\r\n\r\n'
+b space-after-size '\x985 \r\nhello\r\n0\r\n\r\n'
+b negative '\x98-5\r\nhello\r\n0\r\n\r\n'
+b hex-prefix '\x980x5\r\nhello\r\n0\r\n\r\n'
+b empty-size '\x98\r\nhello\r\n0\r\n\r\n'
+b ctl-in-extension '\x985;a\x01b\r\nhello\r\n0\r\n\r\n'
+b trailer-obs-fold '\x980\r\nX: a\r\n b\r\n\r\n'
+b trailer-no-colon '\x980\r\nX\r\n\r\n'
+b trailer-space-name '\x980\r\nX Y: z\r\n\r\n'
+b truncated-final '\x985\r\nhello\r\n0\r\n'
+b cl-simple '\x9842'
+b cl-repeated '\x985, 5,5'
+b cl-differ '\x985, 6'
+b cl-plus '\x98+5'
+b cl-huge '\x9899999999999999999999'
+b cl-2-62 '\x984611686018427387904'
+b cl-2-62-plus-1 '\x984611686018427387905'
+b te-chunked '\x98chunked'
+b te-caps '\x98 Chunked '
+b te-twice '\x98chunked, chunked'
+b te-gzip-chunked '\x98gzip, chunked'
+b te-chunked-gzip '\x98chunked, gzip'
+b te-params '\x98chunked;q=1'
+b te-empty-element '\x98chunked,'
+b te-identity '\x98identity'

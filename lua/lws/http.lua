@@ -6,10 +6,11 @@
   server:static("/", "public/")
 
 Design criteria:
- - One port serves WebSocket upgrades, routes and files; the C core reads
-   bodies under max_body_size (413 while reading), answers from
-   HTTP_WRITEABLE and keeps a deferred answer alive until its deadline
-   (request_timeout, or res:set_timeout(seconds)).
+ - One port serves WebSocket upgrades, routes and files; the C core frames
+   requests (Content-Length or chunked, smuggling refused), reads bodies
+   under max_body_size (413 while reading), answers from HTTP_WRITEABLE
+   and keeps a deferred answer alive until its deadline (request_timeout,
+   or res:set_timeout(seconds)): then res:on("timeout", fn), else 503.
  - A handler may answer later: keep res and call res:send() from a timer
    or another connection's message (long-polling). res:on("abort", fn)
    tells when the client went away first.
@@ -244,8 +245,13 @@ end
 
 -- returns true if it answered
 local function serve_static(m, req, res)
+	if req.path .. "/" == m.prefix then
+		-- the mount itself without its slash: relative links in its
+		-- index would resolve one level up (nginx and serve-static do this)
+		res:redirect(m.prefix .. (req.url:match("%?.*$") or ""), 301)
+		return true
+	end
 	local rel = req.path:sub(#m.prefix + 1)
-	if req.path .. "/" == m.prefix then rel = "" end
 	if rel:find("%z") or rel:find("\\", 1, true) or rel:find("%%") then
 		res:error(400, "bad path")
 		return true
