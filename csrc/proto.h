@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* internal to core.so (see core.h) */
+#pragma GCC visibility push(hidden)
+
 /* Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates,
  * nothing above U+10FFFF). *state starts at 0; returns 0 while valid,
  * -1 at the first invalid byte. A message is complete only if state is 0. */
@@ -34,4 +37,6 @@ int proto_token_list(const char *s, size_t len,
 int proto_list_has(const char *s, size_t len, const char *tok);
 
 /* Base64 of SHA-1 is done by lws; these helpers only parse. */
+#pragma GCC visibility pop
+
 #endif
