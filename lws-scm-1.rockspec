@@ -27,6 +27,18 @@ external_dependencies = {
       header = "hiredis/async.h",
       library = "hiredis",
    },
+   OPENSSL = {
+      header = "openssl/ssl.h",
+      library = "ssl",
+   },
+   ZLIB = {
+      header = "zlib.h",
+      library = "z",
+   },
+   LIBEV = {
+      header = "ev.h",
+      library = "ev",
+   },
 }
 build = {
    type = "builtin",
@@ -39,12 +51,15 @@ build = {
             "csrc/watch.c", "csrc/workers.c",
          },
          libraries = { "websockets", "hiredis", "ssl", "crypto", "z", "ev" },
-         incdirs = { "$(WEBSOCKETS_INCDIR)", "$(HIREDIS_INCDIR)" },
-         libdirs = { "$(WEBSOCKETS_LIBDIR)", "$(HIREDIS_LIBDIR)" },
+         incdirs = { "$(WEBSOCKETS_INCDIR)", "$(HIREDIS_INCDIR)", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)",
+            "$(LIBEV_INCDIR)" },
+         libdirs = { "$(WEBSOCKETS_LIBDIR)", "$(HIREDIS_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)",
+            "$(LIBEV_LIBDIR)" },
          defines = {},
       },
       ["lws"] = "lua/lws/init.lua",
       ["lws.emitter"] = "lua/lws/emitter.lua",
+      ["lws.options"] = "lua/lws/options.lua",
       ["lws.server"] = "lua/lws/server.lua",
       ["lws.http"] = "lua/lws/http.lua",
       ["lws.pubsub"] = "lua/lws/pubsub.lua",

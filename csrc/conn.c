@@ -27,7 +27,8 @@ conn_check(lua_State *L, int idx)
 struct conn *
 conn_new(lua_State *L, struct ctx *x)
 {
-	struct conn *c = lua_newuserdatauv(L, sizeof(*c), 1);
+	/* user values: 1 the fields table, 2 the message handler (below) */
+	struct conn *c = lua_newuserdatauv(L, sizeof(*c), 2);
 
 	memset(c, 0, sizeof(*c));
 	c->kind = KIND_CONN;
@@ -374,16 +375,14 @@ deliver(struct conn *c, const char *p, size_t len)
 	c->bytes_in += len;
 	if (x->finalizing)
 		return;
-	/* fast path: the Lua layer keeps the one "message" handler of a
-	 * connection in its fields as _onmessage; call it directly */
+	/* fast path: the Lua layer names the one "message" handler of a
+	 * server connection (conn_message_handler); call it directly */
 	if (!lua_checkstack(L, 8))
 		return;
 	top = lua_gettop(L);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
-	if (lua_getiuservalue(L, top + 1, 1) == LUA_TTABLE &&
-	    lua_getfield(L, top + 2, "_onmessage") == LUA_TFUNCTION) {
+	if (lua_getiuservalue(L, top + 1, 2) == LUA_TFUNCTION) {
 		lua_replace(L, top + 1);
-		lua_settop(L, top + 1);
 		lua_pushlstring(L, p, len);
 		lua_pushboolean(L, c->rx_binary);
 		if (core_call(x, 2, 0))
@@ -1130,6 +1129,20 @@ static const luaL_Reg conn_methods[] = {
 	{ NULL, NULL }
 };
 
+/* conn_message_handler(conn, fn | nil): the one handler "message" calls
+ * without the generic dispatch. The Lua layer (lua/lws/server.lua) sets it
+ * whenever the connection's "message" handlers change; nil: dispatch. */
+static int
+l_conn_message_handler(lua_State *L)
+{
+	conn_check(L, 1);
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	lua_settop(L, 2);
+	lua_setiuservalue(L, 1, 2);
+	return 0;
+}
+
 int
 conn_open(lua_State *L)
 {
@@ -1141,5 +1154,7 @@ conn_open(lua_State *L)
 	core_new_type(L, CONN_MT, conn_methods, conn_index, meta, "conn_methods");
 	lua_pushcfunction(L, l_send_many);
 	lua_setfield(L, -2, "send_many");
+	lua_pushcfunction(L, l_conn_message_handler);
+	lua_setfield(L, -2, "conn_message_handler");
 	return 0;
 }

@@ -21,6 +21,11 @@
 
 #include "proto.h"
 
+/* Everything declared below is internal to core.so: the module exports
+ * luaopen_lws_core alone (CORE_API), however it is built (the Makefile's
+ * -fvisibility=hidden, or luarocks' own flags) */
+#pragma GCC visibility push(hidden)
+
 #define CORE_API __attribute__((visibility("default")))
 
 /* metatable names (luaL_newmetatable sets __name, so argument errors read
@@ -325,5 +330,7 @@ struct server {
 	uint64_t n_accepted, n_refused, n_http;
 	uint64_t t_msgs_in, t_msgs_out, t_bytes_in, t_bytes_out, t_drops;  /* closed conns */
 };
+
+#pragma GCC visibility pop
 
 #endif

@@ -7,6 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* internal to core.so (see core.h) */
+#pragma GCC visibility push(hidden)
+
 /* Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates,
  * nothing above U+10FFFF). *state starts at 0; returns 0 while valid,
  * -1 at the first invalid byte. A message is complete only if state is 0. */
@@ -82,4 +85,7 @@ void proto_chunked_init(struct proto_chunked *c);
  * later calls return them again and consume nothing. */
 int proto_chunked_decode(struct proto_chunked *c, const unsigned char *in, size_t len,
 			 unsigned char *out, size_t *out_len, size_t *used, uint64_t max);
+
+#pragma GCC visibility pop
+
 #endif

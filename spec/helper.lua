@@ -24,8 +24,21 @@ H.ROOT = (debug.getinfo(1, "S").source:match("^@(.*)/spec/helper.lua$") or ".")
 local tracked = { servers = {}, peers = {}, raws = {} }
 
 -- Errors reported through lws.on_error during a test (callback errors).
-H.errors = {}
-lws.on_error(function(msg) H.errors[#H.errors + 1] = msg end)
+-- A test that looks at H.errors (reads an entry, its length, or replaces
+-- it) owns them; H.clean fails a test whose callbacks raised unseen.
+local errors_list, errors_seen
+local function new_errors()
+	local list = {}
+	errors_list, errors_seen = list, false
+	return setmetatable({}, {
+		__index = function(_, k) errors_seen = true; return list[k] end,
+		__newindex = function(_, k, v) list[k] = v end,
+		__len = function() errors_seen = true; return #list end,
+	})
+end
+H.errors = new_errors()
+local errors_proxy = H.errors
+lws.on_error(function(msg) errors_list[#errors_list + 1] = msg end)
 
 -- poll_ms: also re-check pred that often (for conditions outside the loop,
 -- such as a file another process writes)
@@ -606,7 +619,14 @@ function H.clean()
 	end
 	local ok = pcall(H.run_until, empty, 5000, "every connection and server to close")
 	local s = core.stats()
-	H.errors = {}
+	local unseen = H.errors == errors_proxy and not errors_seen and errors_list[1]
+	local nunseen = #errors_list
+	H.errors = new_errors()
+	errors_proxy = H.errors
+	if unseen then
+		error(("a callback raised and no assertion looked at it (%d error(s)); the first:\n%s")
+			:format(nunseen, unseen), 2)
+	end
 	if not ok then
 		lws.shutdown()
 		error(("left behind: %d connections, %d servers, %d timers, %d watches, %d requests")

@@ -3,7 +3,7 @@
 --   bin/lws-lua examples/chat/server.lua [--port 8080] [--host 127.0.0.1]
 --     [--tls-cert FILE --tls-key FILE]   (https:// and wss://, PEM files)
 local lws = require "lws"
-local cjson = require "cjson.safe"
+local json = require "lws.json"
 
 local opts = { host = "127.0.0.1", port = 8080, max_message_size = 4096 }
 local tls = {}
@@ -60,25 +60,25 @@ local function allowed(ws)
 end
 
 local function presence()
-	server:broadcast(cjson.encode { type = "presence", online = server:client_count() })
+	server:broadcast(json.encode { type = "presence", online = server:client_count() })
 end
 
 server:websocket("/ws", function(ws)
 	presence()
 	ws:on("close", presence)
 	ws:on("message", function(data, binary)
-		local msg = not binary and cjson.decode(data)
+		local msg = not binary and json.try_decode(data)
 		local name, err = field(msg, "name")
 		local text
 		if name then text, err = field(msg, "message") end
 		if not text then
-			ws:send(cjson.encode { type = "error", error = msg and err or "expected JSON {name, message}" })
+			ws:send(json.encode { type = "error", error = msg and err or "expected JSON {name, message}" })
 			return
 		elseif not allowed(ws) then
-			ws:send(cjson.encode { type = "error", error = "too many messages, slow down" })
+			ws:send(json.encode { type = "error", error = "too many messages, slow down" })
 			return
 		end
-		server:broadcast(cjson.encode { type = "message", name = name, message = text })
+		server:broadcast(json.encode { type = "message", name = name, message = text })
 	end)
 end, { verify = same_origin })
 

@@ -4,7 +4,7 @@
 --   bin/lws-lua examples/stocks/server.lua [--port 8081] [--host 127.0.0.1]
 --     [--tls-cert FILE --tls-key FILE]   (https:// and wss://, PEM files)
 local lws = require "lws"
-local cjson = require "cjson.safe"
+local json = require "lws.json"
 
 local opts = { host = "127.0.0.1", port = 8081, max_message_size = 4096 }
 local tls = {}
@@ -61,9 +61,9 @@ local function push(ws) ws:send(prices(ws.stocks), false, "prices") end
 
 server:websocket("/ws", function(ws)
 	ws:on("message", function(data, binary)
-		local req = not binary and cjson.decode(data)
-		if type(req) ~= "table" or type(req.stocks) ~= "table" then
-			ws:send(cjson.encode { error = 'expected {"stocks":["AAPL",...]}' })
+		local req = not binary and json.try_decode(data)
+		if type(req) ~= "table" or not json.is_array(req.stocks) then
+			ws:send(json.encode { error = 'expected {"stocks":["AAPL",...]}' })
 			return
 		end
 		ws.stocks = {}

@@ -93,9 +93,24 @@ function M.listener_count(obj, event)
 	return list and #list or 0
 end
 
--- install on a methods table: obj:on(...), obj:once(...), obj:off(...)
-function M.mixin(methods)
-	methods.on, methods.once, methods.off = M.on, M.once, M.off
+--- only(obj, event) -> the handler when exactly one is registered, else nil
+function M.only(obj, event)
+	local ev = store(obj)._ev
+	local list = ev and ev[event]
+	return list and #list == 1 and list[1] or nil
+end
+
+-- install on a methods table: obj:on(...), obj:once(...), obj:off(...).
+-- changed(obj, event): called after each on/once/off (event nil: all),
+-- for a type that keeps something in step with its handlers
+function M.mixin(methods, changed)
+	if changed then
+		methods.on = function(obj, event, fn) M.on(obj, event, fn); changed(obj, event); return obj end
+		methods.off = function(obj, event, fn) M.off(obj, event, fn); changed(obj, event); return obj end
+	else
+		methods.on, methods.off = M.on, M.off
+	end
+	methods.once = M.once   -- through methods.on and methods.off
 	methods.emit, methods.listener_count = M.emit, M.listener_count
 	return methods
 end

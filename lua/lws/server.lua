@@ -116,16 +116,15 @@ function M.header_lines(t)
 	return table.concat(out)
 end
 
--- C calls fields._onmessage directly when it is set: keep it equal to the
--- single "message" handler of a server connection (no app heartbeat), so
--- a message costs one Lua call instead of the generic dispatch
+-- C calls one "message" handler of a server connection directly, without
+-- the generic dispatch (csrc/conn.c conn_message_handler): tell it which,
+-- whenever the handlers change (none, several, or an application
+-- heartbeat to answer first: the generic path)
+local set_message_handler = core.conn_message_handler
 local function refresh_fast_path(ws)
 	if ws.is_client then return end
-	local f = ws:fields()
-	local list = f._ev and f._ev.message
-	f._onmessage = (list and #list == 1 and not f._app_heartbeat) and list[1] or nil
+	set_message_handler(ws, not ws:fields()._app_heartbeat and emitter.only(ws, "message") or nil)
 end
-M.refresh_fast_path = refresh_fast_path
 
 local server_events = {}
 
@@ -267,15 +266,9 @@ end
 
 function M.install(lws, handlers)
 	local server_methods = emitter.mixin(core.server_methods)
-	local conn_methods = emitter.mixin(core.conn_methods)
-	for _, name in ipairs { "on", "once", "off" } do
-		local generic = conn_methods[name]
-		conn_methods[name] = function(ws, event, ...)
-			local r = generic(ws, event, ...)
-			if event == "message" or event == nil then refresh_fast_path(ws) end
-			return r
-		end
-	end
+	local conn_methods = emitter.mixin(core.conn_methods, function(ws, event)
+		if event == "message" or event == nil then refresh_fast_path(ws) end
+	end)
 
 	handlers["lws.server"] = function(srv, event, ...)
 		return server_events[event](srv, ...)
