@@ -2,7 +2,7 @@
  * Owns the connect info (URL pieces, TLS flags, extra request headers),
  * one client vhost per distinct CA file, and turning every failure into
  * one "error"(detail, kind, status) event followed by close(1006): lws
- * returns NULL for an unresolvable host without any callback (notes 2),
+ * returns NULL for an unresolvable host without any callback (docs/libwebsockets-4.1.md §2),
  * and its TLS failure text is opaque, so we keep OpenSSL's own verdict. */
 #include <errno.h>
 #include <stdio.h>
@@ -381,7 +381,7 @@ l_connect(lua_State *L)
 	luaL_argcheck(L, ci.address != NULL, 1, "option 'address' is required");
 	ci.port = (int)core_opt_int_field(L, 1, "port", 80, 1, 65535);
 	ci.path = core_opt_str_field(L, 1, "path", "/");
-	/* SNI, certificate hostname check and the Host header (notes 1.3) */
+	/* SNI, certificate hostname check and the Host header (docs/libwebsockets-4.1.md §1.3) */
 	ci.host = core_opt_str_field(L, 1, "host", ci.address);
 	ci.protocol = core_opt_str_field(L, 1, "protocols", NULL);
 	ci.ietf_version_or_minus_one = -1;
@@ -437,7 +437,7 @@ l_connect(lua_State *L)
 	ci.opaque_user_data = c;
 	ci.pwsi = &c->wsi;
 	if (!lws_client_connect_via_info(&ci)) {
-		/* no callback comes for this one (notes 2); lws 4.1 resolves
+		/* no callback comes for this one (docs/libwebsockets-4.1.md §2); lws 4.1 resolves
 		 * names synchronously here, so this is almost always DNS */
 		snprintf(msg, sizeof(msg), "cannot resolve or connect to %s:%d", ci.address, ci.port);
 		client_fail_later(c, "dns", 0, msg);

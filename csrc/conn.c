@@ -306,7 +306,7 @@ conn_request_close(struct conn *c, uint16_t code, const char *reason, size_t rle
 
 /* Failing the connection (RFC 6455 7.1.7): drop what is queued, stop
  * reading, send our Close with code from the next WRITEABLE (never by
- * returning -1 from RECEIVE: see notes 4 on pmd). */
+ * returning -1 from RECEIVE: see docs/libwebsockets-4.1.md §4 on pmd). */
 void
 conn_fail(struct conn *c, uint16_t code, const char *reason)
 {
@@ -413,7 +413,7 @@ protocol_error(struct conn *c, uint16_t code, const char *msg)
 }
 
 /* One RECEIVE chunk: never spans two frames; first/final are about the
- * whole message (notes 2). */
+ * whole message (docs/libwebsockets-4.1.md §2). */
 int
 conn_receive(struct conn *c, const void *in, size_t len)
 {

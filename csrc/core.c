@@ -568,7 +568,7 @@ void
 core_wake(struct ctx *x)
 {
 	/* a flag set inside a callback is only seen after lws_service
-	 * returns, which may be never without this (notes 1.4) */
+	 * returns, which may be never without this (docs/libwebsockets-4.1.md §1.4) */
 	if (x->lws)
 		lws_cancel_service(x->lws);
 }

@@ -483,7 +483,7 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 	if (clen > 0 || chunked) {
 		char expect[32];
 
-		/* curl waits 1 s for this before sending a body (notes 1.2) */
+		/* curl waits 1 s for this before sending a body (docs/libwebsockets-4.1.md §1.2) */
 		if (lws_hdr_copy(wsi, expect, sizeof(expect), WSI_TOKEN_HTTP_EXPECT) > 0 &&
 		    !strcasecmp(expect, "100-continue")) {
 			static unsigned char cont[LWS_PRE + 32];

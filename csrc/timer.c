@@ -1,6 +1,6 @@
 /* timer.c: lws.timer, a Lua callback on an lws_sul embedded in the
  * userdata. One-shot or repeating; repeats are scheduled from the
- * intended due time so they do not drift (notes 1.4). The userdata is
+ * intended due time so they do not drift (docs/libwebsockets-4.1.md §1.4). The userdata is
  * pinned while scheduled, so GC cannot free a sul lws still holds. */
 #include <string.h>
 

@@ -1,6 +1,6 @@
 /* workers.c: lws.server{ workers = N }: N worker processes accepting on
  * one port, each with its own SO_REUSEPORT listener (lws 4.1.6's
- * ALLOW_LISTEN_SHARE does nothing in Debian's build: notes 5). The parent
+ * ALLOW_LISTEN_SHARE does nothing in Debian's build: docs/libwebsockets-4.1.md §5). The parent
  * keeps the port reserved with a bound, never-listening socket, restarts
  * workers that die, forwards SIGTERM/SIGINT for a graceful stop and exits
  * when they are gone; it never returns to Lua and never runs a loop.

@@ -33,7 +33,7 @@ Design criteria:
    the connect timeout, backoff, heartbeat and the send queue while
    reconnecting are Lua; sockets, TLS and framing are C.
  - The client never offers permessage-deflate: an lws 4.1.6 client with
-   it spins on a PONG with payload (notes 6.1).
+   it spins on a PONG with payload (docs/libwebsockets-4.1.md §6.1).
  - Known cost: lws 4.1.6 (Debian's build has no async DNS) resolves a host
    name with a blocking getaddrinfo() inside connect, so an unreachable
    DNS server stalls the loop for the resolver's timeout. IP literals and
