@@ -72,6 +72,12 @@ describe("the documented spelling", function()
 				"option 'port' must be a number, got string \"x\"")
 			raises_here(function() local w = lws.WebSocket("ws://127.0.0.1:1/", nil, { insecure = 1 }); return w end,
 				"option 'insecure' must be a boolean, got number 1")
+			raises_here(function() local b = lws.bus { chanel = "x" }; return b end,
+				"unknown option 'chanel' %(did you mean 'channel'%?%)")
+			raises_here(function() srv:topic("t", { conflat = true }) end,
+				"unknown option 'conflat' %(did you mean 'conflate'%?%)")
+			raises_here(function() local s = lws.server { port = 0, heartbeat = { intervall = 5 } }; return s end,
+				"unknown option 'heartbeat%.intervall' %(did you mean 'heartbeat%.interval'%?%)")
 		end)
 
 		it("a TLS certificate or key that cannot be used is named with the reason", function()

@@ -467,7 +467,7 @@ describe("lws.WebSocket failures are events", function()
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { reconnect = { often = true } }) end,
 			"unknown option 'reconnect.often'")
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { heartbeat = { interval = -1 } }) end,
-			"option 'heartbeat.interval' must be a positive number of ms")
+			"option 'heartbeat.interval' must be a positive number of ms, got number -1")
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, 5) end,
 			"bad argument #3 to 'WebSocket' (table expected, got number)")
 	end)

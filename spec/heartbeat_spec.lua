@@ -250,7 +250,7 @@ describe("heartbeat", function()
 
 	it("checks its options and builds payloads the pong parser reads back", function()
 		assert.has_error(function() lws.server { port = 0, heartbeat = { interval = 0 } } end,
-			"option 'heartbeat.interval' must be a positive number of ms")
+			"option 'heartbeat.interval' must be a positive number of ms, got number 0")
 		assert.has_error(function() lws.server { port = 0, heartbeat = { every = 1 } } end,
 			"unknown option 'heartbeat.every'")
 		assert.are.same({ interval = 30000, timeout = 10000 }, heartbeat.options({}))

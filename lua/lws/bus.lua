@@ -208,16 +208,17 @@ end
 
 local presence_register
 
+-- the values are checked below with their own messages; redis: an
+-- lws.redis client or its connect options
+local function any() end
+local bus_spec = { redis = "table", channel = any, node_id = any, presence_ttl = any }
+
 --- new(opts) -> bus
 function M.new(opts)
 	if type(opts) ~= "table" then
 		error("bad argument #1 to 'bus' (table expected, got " .. type(opts) .. ")", 2)
 	end
-	for k in pairs(opts) do
-		if k ~= "redis" and k ~= "channel" and k ~= "node_id" and k ~= "presence_ttl" then
-			error("unknown option '" .. tostring(k) .. "'", 2)
-		end
-	end
+	require("lws.options").check(opts, bus_spec, 2)
 	local channel = opts.channel or "lws"
 	check_string(channel, "option 'channel'", 2)
 	local node_id = opts.node_id or M.default_node_id()

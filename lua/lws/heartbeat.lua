@@ -30,6 +30,11 @@ local M = {}
 M.defaults = { interval = 30000, timeout = 10000 }
 local PREFIX = "lws-hb:"
 
+local function positive_ms(v)
+	if type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge then return "a positive number of ms" end
+end
+local spec = { interval = positive_ms, timeout = positive_ms }
+
 --- options(t, name[, level]) -> { interval, timeout } with defaults; raises
 function M.options(t, name, level)
 	name = name or "heartbeat"
@@ -37,14 +42,9 @@ function M.options(t, name, level)
 	if type(t) ~= "table" then
 		error(("option '%s' must be a table, got %s"):format(name, type(t)), level + 1)
 	end
+	require("lws.options").check(t, spec, level + 1, name .. ".")
 	local o = { interval = M.defaults.interval, timeout = M.defaults.timeout }
-	for k, v in pairs(t) do
-		if o[k] == nil then error(("unknown option '%s.%s'"):format(name, tostring(k)), level + 1) end
-		if type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge then
-			error(("option '%s.%s' must be a positive number of ms"):format(name, k), level + 1)
-		end
-		o[k] = v
-	end
+	for k, v in pairs(t) do o[k] = v end
 	return o
 end
 

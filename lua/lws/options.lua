@@ -94,16 +94,18 @@ end
 -- its caller); prefix: "heartbeat." for a nested table
 function M.check(opts, spec, level, prefix)
 	prefix = prefix or ""
+	-- level <= 0: no position (a caller that re-raises at its own level)
+	level = level > 0 and level + 1 or 0
 	for k, v in pairs(opts) do
 		local what = spec[k]
 		if what == nil then
 			local hint = type(k) == "string" and nearest(k, spec)
 			error(("unknown option '%s%s'%s"):format(prefix, tostring(k),
-				hint and (" (did you mean '%s%s'?)"):format(prefix, hint) or ""), level + 1)
+				hint and (" (did you mean '%s%s'?)"):format(prefix, hint) or ""), level)
 		end
 		local want = mismatch(v, what)
 		if want then
-			error(("option '%s%s' must be %s, got %s"):format(prefix, k, want, M.show(v)), level + 1)
+			error(("option '%s%s' must be %s, got %s"):format(prefix, k, want, M.show(v)), level)
 		end
 	end
 	return opts

@@ -43,13 +43,12 @@ local function check_name(name, fname)
 	end
 end
 
+local topic_spec = { conflate = "boolean", drop_oldest = "boolean" }
+
 --- server:topic(name, { conflate = bool, drop_oldest = bool }) -> server
 local function server_topic(srv, name, opts)
 	check_name(name, "topic")
-	opts = opts or {}
-	for k in pairs(opts) do
-		if k ~= "conflate" and k ~= "drop_oldest" then error("unknown option '" .. tostring(k) .. "'", 2) end
-	end
+	opts = require("lws.options").check(opts or {}, topic_spec, 2)
 	local tp = topic(srv, name, true)
 	tp.conflate, tp.drop_oldest = opts.conflate and true or false, opts.drop_oldest and true or false
 	tp.opts = { key = tp.conflate and name or nil, droppable = tp.drop_oldest }

@@ -329,7 +329,7 @@ end
 function M.new(opts)
 	check_options(opts, 2)
 	-- policy options are checked before anything is opened
-	if opts.heartbeat then require("lws.heartbeat").options(opts.heartbeat, "heartbeat", 3) end
+	if opts.heartbeat then require("lws.heartbeat").options(opts.heartbeat, "heartbeat", 2) end
 	if opts.app_heartbeat then
 		local ah = opts.app_heartbeat
 		if type(ah.ping) ~= "string" or type(ah.pong) ~= "string" then
