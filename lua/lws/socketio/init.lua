@@ -1,9 +1,9 @@
 --[[ lws.socketio: a Socket.IO server (protocol 4 and 5, over Engine.IO 3
 and 4) on an lws server, shaped like Socket.IO's Node API.
 
-  local io = require("lws.socketio")(server, { ping_interval = 25000 })
-  io:on("connection", function(socket)
-    socket:on("message", function(obj, ack) io:emit("message", obj) end)
+  local sio = require("lws.socketio")(server, { ping_interval = 25000 })
+  sio:on("connection", function(socket)
+    socket:on("message", function(obj, ack) sio:emit("message", obj) end)
     socket:on("disconnect", function(reason) end)
   end)
 
