@@ -68,7 +68,7 @@ client_vhost_for(struct ctx *x, const char *ca)
 	return cv->vh;
 }
 
-void
+static void
 client_vhosts_free(struct ctx *x)
 {
 	while (x->client_vhosts) {
@@ -255,7 +255,7 @@ connection_error(struct conn *c, struct lws *wsi, const char *in, size_t len)
 		client_fail_later(c, "connect", 0, text);
 }
 
-int
+static int
 client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		size_t len)
 {
@@ -355,6 +355,12 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* on the internal vhost (csrc/lws_core.c lists it there); one write may
+ * carry a whole fragment (csrc/core.h CONN_TX_PACKET) */
+const struct lws_protocols client_protocol = {
+	.name = "lws-lua-client", .callback = client_callback, .tx_packet_size = CONN_TX_PACKET,
+};
+
 static const char *const connect_fields[] = {
 	"address", "port", "path", "host", "origin", "protocols", "tls", "insecure", "ca",
 	"headers", "max_message_size", "max_queue_bytes", "close_timeout", NULL
@@ -448,6 +454,7 @@ l_connect(lua_State *L)
 int
 client_open(lua_State *L)
 {
+	core_on_destroy(core_state(L), client_vhosts_free);
 	lua_pushcfunction(L, l_connect);
 	lua_setfield(L, -2, "connect");
 	return 0;

@@ -747,8 +747,8 @@ conn_finalize(struct conn *c, const char *why)
 		free(c->rbuf);
 		c->rbuf = NULL;
 		c->rcap = c->rlen = 0;
-		if (c->srv)
-			server_conn_gone(c);
+		if (c->gone)
+			c->gone(c);
 		if (was_open && core_dispatch_prepare(x, ref, "close") == 0) {
 			lua_pushinteger(L, code);
 			lua_pushstring(L, reason);
@@ -1152,6 +1152,7 @@ conn_open(lua_State *L)
 	};
 
 	core_new_type(L, CONN_MT, conn_methods, conn_index, meta, "conn_methods");
+	core_on_turn(core_state(L), conn_flush_all);   /* writes leave before each poll */
 	lua_pushcfunction(L, l_send_many);
 	lua_setfield(L, -2, "send_many");
 	lua_pushcfunction(L, l_conn_message_handler);

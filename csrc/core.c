@@ -19,8 +19,6 @@
 
 static struct ctx *log_ctx;   /* lws_set_log_level is process-wide: one hook */
 
-static struct ctx *core_state(lua_State *L);
-
 struct deferred {
 	struct deferred *next;
 	deferred_fn fn;
@@ -330,10 +328,12 @@ log_emit(int level, const char *line)
 
 	if (!x || x->quiet)
 		return;
-	/* lws closes a request whose headers overflow without answering; we
-	 * learn it only from this line, logged while that wsi is parsed */
-	if (level == LLL_ERR && x->lws && strstr(line, "Ran out of header data space"))
-		server_header_overflow(x);
+	if (x->lws) {
+		int i;
+
+		for (i = 0; i < x->n_log_hooks; i++)
+			x->log_hooks[i](x, level, line);
+	}
 	if (!(level & x->log_levels) || x->finalizing || x->log_ref == LUA_NOREF)
 		return;
 	L = x->L;
@@ -414,10 +414,57 @@ core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref)
 
 /* ---- writes queued inside lws_service ---------------------------------- */
 
+/* ---- hooks ---------------------------------------------------------- */
+
+static void
+hook_add(core_hook_fn *list, uint8_t *n, core_hook_fn fn)
+{
+	int i;
+
+	for (i = 0; i < *n; i++)
+		if (list[i] == fn)
+			return;   /* opened again (another require of lws.core) */
+	if (*n < CORE_HOOKS_MAX)
+		list[(*n)++] = fn;
+}
+
+void
+core_on_turn(struct ctx *x, core_hook_fn fn)
+{
+	hook_add(x->turn_hooks, &x->n_turn_hooks, fn);
+}
+
+void
+core_on_destroy(struct ctx *x, core_hook_fn fn)
+{
+	hook_add(x->destroy_hooks, &x->n_destroy_hooks, fn);
+}
+
+void
+core_on_log(struct ctx *x, core_log_fn fn)
+{
+	int i;
+
+	for (i = 0; i < x->n_log_hooks; i++)
+		if (x->log_hooks[i] == fn)
+			return;
+	if (x->n_log_hooks < CORE_HOOKS_MAX)
+		x->log_hooks[x->n_log_hooks++] = fn;
+}
+
+static void
+run_turn_hooks(struct ctx *x)
+{
+	int i;
+
+	for (i = 0; i < x->n_turn_hooks; i++)
+		x->turn_hooks[i](x);
+}
+
 static void
 flush_run(lws_sorted_usec_list_t *sul)
 {
-	conn_flush_all(lws_container_of(sul, struct ctx, sul_flush));
+	run_turn_hooks(lws_container_of(sul, struct ctx, sul_flush));
 }
 
 /* Data queued by a timer or timeout inside lws's poll loop runs before
@@ -472,6 +519,7 @@ ctx_create_lws(struct ctx *x)
 {
 	struct lws_context_creation_info info;
 	struct lws_context_creation_info vinfo;
+	int i;
 
 	raise_fd_limit();
 	memset(&info, 0, sizeof(info));
@@ -505,13 +553,10 @@ ctx_create_lws(struct ctx *x)
 	if (!x->lws)
 		return -1;
 
+	/* lws keeps a pointer to the array: a copy in the context */
 	memset(&x->internal_protocols, 0, sizeof(x->internal_protocols));
-	x->internal_protocols[0].name = "lws-lua-client";
-	x->internal_protocols[0].callback = client_callback;
-	x->internal_protocols[0].rx_buffer_size = 0;
-	x->internal_protocols[0].tx_packet_size = CONN_TX_PACKET;
-	x->internal_protocols[1].name = "lws-lua-watch";
-	x->internal_protocols[1].callback = watch_callback;
+	for (i = 0; x->protocols && x->protocols[i] && i < CORE_PROTOCOLS_MAX; i++)
+		x->internal_protocols[i] = *x->protocols[i];
 
 	memset(&vinfo, 0, sizeof(vinfo));
 	vinfo.port = CONTEXT_PORT_NO_LISTEN;
@@ -534,6 +579,7 @@ static void
 ctx_destroy_now(struct ctx *x)
 {
 	struct lws_context *c = x->lws;
+	int i;
 
 	if (!c)
 		return;
@@ -546,8 +592,8 @@ ctx_destroy_now(struct ctx *x)
 	/* with a foreign libev loop lws is done in one call: it stopped its
 	 * watchers, so the loop goes after it (never before) */
 	evloop_free(x);
-	client_vhosts_free(x);
-	server_vhosts_free(x);
+	for (i = 0; i < x->n_destroy_hooks; i++)
+		x->destroy_hooks[i](x);   /* the types' vhost caches */
 	x->destroy_pending = 0;
 	/* deferred work that never ran still holds refs and memory */
 	while (x->deferred_head) {
@@ -574,7 +620,7 @@ core_wake(struct ctx *x)
 }
 
 /* the per-state record, without creating the lws context */
-static struct ctx *
+struct ctx *
 core_state(lua_State *L)
 {
 	struct ctx *x;
@@ -660,7 +706,7 @@ service(struct ctx *x, int timeout)
 {
 	int n;
 
-	conn_flush_all(x);   /* what Lua queued since the last turn */
+	run_turn_hooks(x);   /* what Lua queued since the last turn */
 	x->in_service = 1;
 	if (x->ev) {
 		evloop_run(x->ev, timeout < 0);
@@ -672,7 +718,7 @@ service(struct ctx *x, int timeout)
 	if (x->destroy_pending)
 		ctx_destroy_now(x);
 	else
-		conn_flush_all(x);   /* what this turn's callbacks queued */
+		run_turn_hooks(x);   /* what this turn's callbacks queued */
 	return n;
 }
 
@@ -996,17 +1042,14 @@ static const luaL_Reg core_funcs[] = {
 	{ NULL, NULL }
 };
 
-CORE_API int luaopen_lws_core(lua_State *L);
-
+/* core_open(L, protocols): the lws.core table with the core's functions,
+ * on top of the stack, and the per-state context (created once per Lua
+ * state; the lws context itself comes on first use). protocols: the
+ * internal vhost's, NULL-terminated (csrc/lws_core.c). */
 int
-luaopen_lws_core(lua_State *L)
+core_open(lua_State *L, const struct lws_protocols *const *protocols)
 {
-	static int (*const opens[])(lua_State *) = {
-		conn_open, server_open, timer_open, watch_open, client_open, request_open,
-		signal_open, workers_open, redis_open, NULL
-	};
 	struct ctx *x;
-	int i;
 
 	lua_newtable(L);
 	luaL_setfuncs(L, core_funcs, 0);
@@ -1020,6 +1063,8 @@ luaopen_lws_core(lua_State *L)
 		x->L = lua_tothread(L, -1);
 		lua_pop(L, 1);
 		x->dispatch_ref = x->error_ref = x->log_ref = LUA_NOREF;
+		x->protocols = protocols;
+		x->run_turn = run_turn_hooks;
 		x->loop_kind = CORE_LOOP_LIBEV;   /* see ctx_create_lws */
 		if (getenv("LWS_LUA_LOOP") && *getenv("LWS_LUA_LOOP")) {
 			x->loop_chosen = 1;
@@ -1041,9 +1086,6 @@ luaopen_lws_core(lua_State *L)
 	} else {
 		lua_pop(L, 1);
 	}
-
-	for (i = 0; opens[i]; i++)
-		opens[i](L);   /* each adds its constructors to the table on top */
 
 	lua_pushinteger(L, LLL_ERR);
 	lua_setfield(L, -2, "LOG_ERR");

@@ -57,6 +57,12 @@ core_opaque(struct lws *wsi, int kind)
 
 /* One per Lua state: the lws_context and everything the loop needs.
  * Lives in a full userdata stored in the registry, so lua_close() frees it. */
+struct ctx;
+typedef void (*core_hook_fn)(struct ctx *x);
+typedef void (*core_log_fn)(struct ctx *x, int level, const char *line);
+#define CORE_HOOKS_MAX 4
+#define CORE_PROTOCOLS_MAX 6
+
 struct ctx {
 	struct lws_context *lws;
 	lua_State *L;                 /* main thread: callbacks never run on a coroutine */
@@ -73,7 +79,13 @@ struct ctx {
 	/* live objects, for "nothing left behind" checks and run()'s exit */
 	int n_conns, n_servers, n_timers, n_watches, n_requests, n_pending;
 	uint64_t callback_errors;
-	struct lws_protocols internal_protocols[3];
+	struct lws_protocols internal_protocols[CORE_PROTOCOLS_MAX + 1];
+	const struct lws_protocols *const *protocols;   /* csrc/lws_core.c's list */
+	/* what the types registered when they were opened (core_on_*) */
+	core_hook_fn turn_hooks[CORE_HOOKS_MAX], destroy_hooks[CORE_HOOKS_MAX];
+	core_log_fn log_hooks[CORE_HOOKS_MAX];
+	uint8_t n_turn_hooks, n_destroy_hooks, n_log_hooks;
+	void (*run_turn)(struct ctx *x);     /* the turn hooks, for csrc/evloop.c */
 	struct client_vhost *client_vhosts;  /* one per distinct TLS client config */
 	struct server_vhost *server_vhosts;  /* one per distinct TLS server config */
 	struct server *adopting;             /* server whose socket lws is adopting */
@@ -90,14 +102,17 @@ struct ctx {
 };
 
 /* core.c */
-struct ctx *core_ctx(lua_State *L);          /* create the context on first use */
+int core_open(lua_State *L, const struct lws_protocols *const *protocols);
+struct ctx *core_state(lua_State *L);        /* the per-state context, no lws yet */
+struct ctx *core_ctx(lua_State *L);          /* create the lws context on first use */
+/* Hooks a type registers when it is opened; core.c calls them and knows
+ * nothing of the type: turn (before each poll, after each turn), destroy
+ * (after the lws context is gone), log (each line lws logs) */
+void core_on_turn(struct ctx *x, core_hook_fn fn);
+void core_on_destroy(struct ctx *x, core_hook_fn fn);
+void core_on_log(struct ctx *x, core_log_fn fn);
 struct ctx *core_ctx_of(struct lws *wsi);
 int core_ctx_exists(lua_State *L);
-int workers_fork(lua_State *L, const char *host, int *port, int n, int sticky, int backlog,
-		 int *listen_fd, char *err, size_t errlen);
-int core_listen_socket(const char *host, int port, int backlog, int reuseport, char *err,
-		       size_t errlen);
-int workers_open(lua_State *L);
 int core_call(struct ctx *x, int nargs, int nresults); /* protected; 0 = ok */
 int core_dispatch_prepare(struct ctx *x, int obj_ref, const char *event);
 void core_report(struct ctx *x, const char *msg);
@@ -128,9 +143,6 @@ void evloop_free(struct ctx *x);
 typedef void (*deferred_fn)(struct ctx *x, void *arg, int arg_ref);
 void core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref);
 
-void client_vhosts_free(struct ctx *x);
-void server_vhosts_free(struct ctx *x);
-
 /* userdata files */
 int conn_open(lua_State *L);
 int server_open(lua_State *L);
@@ -139,19 +151,16 @@ int watch_open(lua_State *L);
 int client_open(lua_State *L);
 int signal_open(lua_State *L);
 
-/* lws protocol callbacks */
-int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-		    void *in, size_t len);
-int client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-		    void *in, size_t len);
-int watch_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-		   void *in, size_t len);
+/* The lws protocols of the internal vhost, one per purpose; csrc/lws_core.c
+ * lists them */
+extern const struct lws_protocols client_protocol;   /* client.c */
+extern const struct lws_protocols watch_protocol;    /* watch.c */
+extern const struct lws_protocols listen_protocol;   /* server.c: listening sockets */
+extern const struct lws_protocols redis_protocol;    /* redis.c */
 
-/* redis.c: a hiredis connection whose socket watch.c's raw-file protocol watches */
+/* redis.c: a hiredis connection, its socket watched with redis_protocol */
 struct redis_conn;
 int redis_open(lua_State *L);
-int redis_watch_callback(struct redis_conn *rc, struct lws *wsi,
-			 enum lws_callback_reasons reason);
 
 /* msgbuf.c: one payload shared by many send queues */
 struct msgbuf {
@@ -179,6 +188,7 @@ struct conn {
 	struct lws *wsi;              /* NULL once lws has closed it */
 	struct ctx *ctx;
 	struct server *srv;           /* NULL for client connections */
+	void (*gone)(struct conn *c); /* the owner's: the connection is closed */
 	struct conn *prev, *next;     /* server's list of its connections */
 	struct conn *flush_prev, *flush_next;   /* ctx's list to write before the poll */
 	int self_ref;                 /* pins the userdata while wsi lives */
@@ -274,14 +284,23 @@ struct server *request_server(struct request *r);
 int request_open(lua_State *L);
 
 /* server.c */
-void server_accept(struct server *s);
-void server_header_overflow(struct ctx *x);
-void server_listener_closed(struct server *s);
-void server_conn_gone(struct conn *c);
-int server_http_reply(struct lws *wsi, int status, const char *extra, const char *body,
-		      size_t blen);
+
+/* http_head.c: a whole small reply with our status line and Date; "extra"
+ * is "name: value\r\n" lines or NULL */
+int http_reply(struct lws *wsi, int status, const char *extra, const char *body,
+	       size_t blen);
 /* "date: <IMF-fixdate>\r\n" for now (RFC 9110 6.6.1), cached per second */
-const char *server_date_line(size_t *len);
+const char *http_date_line(size_t *len);
+
+/* listen.c */
+int listen_socket(const char *host, int port, int backlog, int reuseport, char *err,
+		  size_t errlen);
+int listen_bound_port(int fd);
+
+/* workers.c */
+int workers_fork(lua_State *L, const char *host, int *port, int n, int sticky, int backlog,
+		 int *listen_fd, char *err, size_t errlen);
+int workers_open(lua_State *L);
 
 /* A server vhost, shared by every lws.server with the same TLS files and
  * kept until the context goes. lws may rebind a wsi to another vhost on

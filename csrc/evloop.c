@@ -41,7 +41,7 @@ evloop_turn(struct evloop *e)
 	if (!lws_service_adjust_timeout(c, 1, 0))
 		_lws_plat_service_forced_tsi(c, 0);
 	us = __lws_sul_service_ripe(e->suls, LWS_COUNT_PT_SUL_OWNERS, lws_now_usecs());
-	conn_flush_all(e->x);   /* what the fd events and suls queued */
+	e->x->run_turn(e->x);   /* what the fd events and suls queued */
 	if (us) {
 		e->timer.repeat = (ev_tstamp)us / 1e6;
 		ev_timer_again(e->loop, &e->timer);

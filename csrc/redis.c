@@ -327,9 +327,19 @@ redis_watcher_closed(struct redis_conn *rc)
 	}
 }
 
-int
-redis_watch_callback(struct redis_conn *rc, struct lws *wsi, enum lws_callback_reasons reason)
+/* hiredis's socket, watched as a raw file on the internal vhost
+ * (csrc/lws_core.c lists this protocol there) */
+static int
+redis_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+	       size_t len)
 {
+	struct redis_conn *rc = core_opaque(wsi, KIND_REDIS);
+
+	(void)user;
+	(void)in;
+	(void)len;
+	if (!rc)
+		return 0;
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
 		if (rc->ac)
@@ -347,6 +357,10 @@ redis_watch_callback(struct redis_conn *rc, struct lws *wsi, enum lws_callback_r
 	}
 	return 0;
 }
+
+const struct lws_protocols redis_protocol = {
+	.name = "lws-lua-redis", .callback = redis_callback,
+};
 
 /* ---- Lua API --------------------------------------------------------- */
 
@@ -393,7 +407,7 @@ l_redis_connect(lua_State *L)
 	ad.vh = x->internal;
 	ad.type = LWS_ADOPT_RAW_FILE_DESC;
 	ad.fd.filefd = fd;
-	ad.vh_prot_name = "lws-lua-watch";
+	ad.vh_prot_name = "lws-lua-redis";
 	ad.opaque = rc;
 	rc->wsi = lws_adopt_descriptor_vhost_via_info(&ad);
 	if (!rc->wsi) {   /* lws closed our dup */

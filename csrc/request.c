@@ -205,7 +205,7 @@ request_writeable(struct request *r)
 		return 0;
 	if (!r->headers_sent) {
 		size_t hl = r->hdrs ? strlen(r->hdrs) : 0, cap = LWS_PRE + 1024 + hl, dl;
-		const char *date = server_date_line(&dl);
+		const char *date = http_date_line(&dl);
 		unsigned char *buf = malloc(cap), *start = buf + LWS_PRE, *p = start,
 			      *end = buf + cap - 1;
 		int n;
@@ -315,7 +315,7 @@ static int
 reply_now(struct lws *wsi, int status, const char *msg)
 {
 	/* too early for a request object: answer and drop the connection */
-	server_http_reply(wsi, status, "connection: close\r\n", msg, strlen(msg));
+	http_reply(wsi, status, "connection: close\r\n", msg, strlen(msg));
 	return -1;
 }
 

@@ -28,6 +28,8 @@
 
 #define KILL_ARG ((void *)"kill")   /* argp of our LWS_CALLBACK_USER sweep */
 
+static void server_conn_gone(struct conn *c);
+
 static struct server *
 server_check(lua_State *L, int idx)
 {
@@ -74,65 +76,9 @@ vhost_slot(struct lws *wsi)
 	return NULL;
 }
 
-/* ---- the listening socket ---------------------------------------------- */
-
-int
-core_listen_socket(const char *host, int port, int backlog, int reuseport, char *err, size_t errlen)
-{
-	struct addrinfo hints, *res, *ai;
-	char portstr[16];
-	int fd = -1, rc, one = 1, saved = 0;
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	snprintf(portstr, sizeof(portstr), "%d", port);
-	rc = getaddrinfo(host, portstr, &hints, &res);
-	if (rc) {
-		snprintf(err, errlen, "cannot resolve '%s': %s", host ? host : "*",
-			 gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-			    ai->ai_protocol);
-		if (fd < 0) {
-			saved = errno;
-			continue;
-		}
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (reuseport)
-			setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-		if (!bind(fd, ai->ai_addr, ai->ai_addrlen) && !listen(fd, backlog))
-			break;
-		saved = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", host ? host : "*", port,
-			 strerror(saved));
-	return fd;
-}
-
-static int
-bound_port(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl))
-		return -1;
-	if (ss.ss_family == AF_INET6)
-		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
-}
-
 /* The listener is readable: accept what is pending and hand each socket
  * to lws. Bounded per turn so a connection storm cannot starve others. */
-void
+static void
 server_accept(struct server *s)
 {
 	lws_adopt_desc_t ad;
@@ -167,7 +113,7 @@ server_accept(struct server *s)
 
 static void server_try_finish(struct server *s);
 
-void
+static void
 server_listener_closed(struct server *s)
 {
 	s->fd = -1;
@@ -175,6 +121,34 @@ server_listener_closed(struct server *s)
 	s->closing = 1;
 	server_try_finish(s);
 }
+
+/* The listening socket, watched as a raw file on the internal vhost
+ * (csrc/lws_core.c lists this protocol there) */
+static int
+listen_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		size_t len)
+{
+	struct server *s = core_opaque(wsi, KIND_SERVER);
+
+	switch (reason) {
+	case LWS_CALLBACK_RAW_RX_FILE:
+		if (s)
+			server_accept(s);
+		return 0;
+	case LWS_CALLBACK_RAW_CLOSE_FILE:
+		lws_set_opaque_user_data(wsi, NULL);
+		if (s)
+			server_listener_closed(s);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+const struct lws_protocols listen_protocol = {
+	.name = "lws-lua-listen", .callback = listen_callback,
+};
 
 /* ---- handshake ------------------------------------------------------------ */
 
@@ -207,100 +181,6 @@ hdr_dup(struct lws *wsi, enum lws_token_indexes t, int *plen)
 	return b;
 }
 
-const char *
-server_date_line(size_t *len)
-{
-	static char line[64];
-	static size_t n;
-	static time_t at = -1;
-	time_t now = time(NULL);
-
-	if (now != at) {
-		struct tm tm;
-
-		gmtime_r(&now, &tm);
-		n = strftime(line, sizeof(line), "date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-		at = now;
-	}
-	if (len)
-		*len = n;
-	return line;
-}
-
-static const char *
-status_reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 301: return "Moved Permanently";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 426: return "Upgrade Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 503: return "Service Unavailable";
-	default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Server Error";
-	}
-}
-
-/* Writes a complete small HTTP response from any callback (lws buffers
- * what the kernel does not take). extra: "name: value\r\n" lines or NULL.
- * Our own status line: lws_add_http_header_status() says "HTTP/1.0" until
- * lws_http_action() has read the request's version, which an upgrade
- * refusal (HTTP_CONFIRM_UPGRADE) comes before. */
-int
-server_http_reply(struct lws *wsi, int status, const char *extra, const char *body,
-		  size_t blen)
-{
-	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
-		*end = buf + sizeof(buf) - 1;
-	size_t elen = extra ? strlen(extra) : 0, dlen;
-	const char *date = server_date_line(&dlen);
-	int n;
-
-	n = snprintf((char *)p, (size_t)(end - p), "HTTP/1.1 %d %s\r\n", status,
-		     status_reason(status));
-	if (n < 0 || n >= end - p)
-		return -1;
-	p += n;
-	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-					 (unsigned char *)"text/plain; charset=utf-8", 25, &p,
-					 end) ||
-	    lws_add_http_header_content_length(wsi, blen, &p, end))
-		return -1;
-	if ((size_t)(end - p) < elen + dlen + 8)
-		return -1;
-	memcpy(p, date, dlen);
-	p += dlen;
-	if (elen) {
-		memcpy(p, extra, elen);
-		p += elen;
-	}
-	if (lws_finalize_http_header(wsi, &p, end))
-		return -1;
-	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
-		return -1;
-	if (blen) {
-		unsigned char *b = malloc(LWS_PRE + blen);
-
-		if (!b)
-			return -1;
-		memcpy(b + LWS_PRE, body, blen);
-		n = lws_write(wsi, b + LWS_PRE, blen, LWS_WRITE_HTTP_FINAL);
-		free(b);
-		if (n < 0)
-			return -1;
-	}
-	return 0;
-}
-
 static int
 refuse(struct lws *wsi, int status, const char *extra, const char *msg)
 {
@@ -318,10 +198,10 @@ refuse(struct lws *wsi, int status, const char *extra, const char *msg)
 			return -1;
 		memcpy(both, extra, n);
 		memcpy(both + n, "connection: close\r\n", 20);
-		server_http_reply(wsi, status, both, msg, strlen(msg));
+		http_reply(wsi, status, both, msg, strlen(msg));
 		free(both);
 	} else {
-		server_http_reply(wsi, status, "connection: close\r\n", msg, strlen(msg));
+		http_reply(wsi, status, "connection: close\r\n", msg, strlen(msg));
 	}
 	return -1;   /* lws flushes what it buffered, then closes */
 }
@@ -484,6 +364,7 @@ server_confirm_upgrade(struct server *s, struct lws *wsi)
 	/* the connection object exists from here, so the hook can keep it */
 	c = conn_new(L, x);
 	c->srv = s;
+	c->gone = server_conn_gone;
 	c->max_message = s->max_message;
 	c->max_queue = s->max_queue;
 	c->close_timeout = s->close_timeout;
@@ -600,12 +481,18 @@ mid_headers(struct lws *wsi)
 	return 0;
 }
 
-void
-server_header_overflow(struct ctx *x)
+/* lws closes a request whose headers overflow without answering; we
+ * learn it only from this line, logged while that wsi is parsed (a log
+ * hook, registered in server_open) */
+static void
+server_header_overflow(struct ctx *x, int level, const char *line)
 {
 	char msg[256];
 	struct server_vhost *sv;
 	int fd, n;
+
+	if (level != LLL_ERR || !strstr(line, "Ran out of header data space"))
+		return;
 
 	overflow_candidate = NULL;
 	overflow_candidates = 0;
@@ -617,7 +504,7 @@ server_header_overflow(struct ctx *x)
 	n = snprintf(msg, sizeof(msg), "HTTP/1.1 431 Request Header Fields Too Large\r\n"
 		     "content-type: text/plain\r\ncontent-length: 31\r\n%s"
 		     "connection: close\r\n\r\nrequest header fields too large",
-		     server_date_line(NULL));
+		     http_date_line(NULL));
 	fd = lws_get_socket_fd(overflow_candidate);
 	if (fd >= 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		return;   /* best effort: the connection is going anyway */
@@ -649,7 +536,7 @@ server_pmd_setup(struct server *s, struct conn *c, struct lws *wsi)
 
 /* ---- lifetime ----------------------------------------------------------- */
 
-void
+static void
 server_conn_gone(struct conn *c)
 {
 	struct server *s = c->srv;
@@ -758,7 +645,7 @@ force_close(lws_sorted_usec_list_t *sul)
 
 /* ---- the protocol callback --------------------------------------------- */
 
-int
+static int
 server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		size_t len)
 {
@@ -886,7 +773,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		if (!s)
 			return -1;
 		if (s->closing) {
-			server_http_reply(wsi, 503, "connection: close\r\n", "server is shutting down", 23);
+			http_reply(wsi, 503, "connection: close\r\n", "server is shutting down", 23);
 			return -1;
 		}
 		s->n_http++;
@@ -969,7 +856,7 @@ same(const char *a, const char *b)
 	return (!a && !b) || (a && b && !strcmp(a, b));
 }
 
-void
+static void
 server_vhosts_free(struct ctx *x)
 {
 	while (x->server_vhosts) {
@@ -1210,18 +1097,18 @@ l_server(lua_State *L)
 		return core_push_error(L, "cannot create the server", "vhost");
 	}
 	if (fd < 0)
-		fd = core_listen_socket(host, port, backlog, reuseport, err, sizeof(err));
+		fd = listen_socket(host, port, backlog, reuseport, err, sizeof(err));
 	if (fd < 0)
 		return core_push_error(L, err, "listen");
 	s->fd = fd;
-	s->port = bound_port(fd);
+	s->port = listen_bound_port(fd);
 	s->iface = strdup(host);
 
 	memset(&ad, 0, sizeof(ad));
 	ad.vh = x->internal;
 	ad.type = LWS_ADOPT_RAW_FILE_DESC;
 	ad.fd.filefd = fd;
-	ad.vh_prot_name = "lws-lua-watch";
+	ad.vh_prot_name = "lws-lua-listen";
 	ad.opaque = s;   /* watch_callback: a KIND_SERVER opaque is a listener */
 	s->listen_wsi = lws_adopt_descriptor_vhost_via_info(&ad);
 	if (!s->listen_wsi) {
@@ -1367,6 +1254,8 @@ server_open(lua_State *L)
 	};
 
 	core_new_type(L, SERVER_MT, server_methods, core_fields_index, meta, "server_methods");
+	core_on_destroy(core_state(L), server_vhosts_free);
+	core_on_log(core_state(L), server_header_overflow);
 	lua_pushcfunction(L, l_server);
 	lua_setfield(L, -2, "server");
 	return 0;

@@ -1,7 +1,8 @@
 /* watch.c: lws.watch, a foreign file descriptor watched by the loop for
- * readability (an lws raw-file wsi). Our own listening sockets use the
- * same mechanism with a server as the opaque pointer. lws closes the fd
- * it watches, so we watch a dup() and leave the caller's fd alone. */
+ * readability (an lws raw-file wsi with its own protocol; our listening
+ * sockets and Redis sockets have theirs, in csrc/server.c and
+ * csrc/redis.c). lws closes the fd it watches, so we watch a dup() and
+ * leave the caller's fd alone. */
 #include <string.h>
 #include <unistd.h>
 
@@ -42,21 +43,15 @@ watch_detach(struct watch *w)
 	w->self_ref = LUA_NOREF;
 }
 
-int
+static int
 watch_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 	       size_t len)
 {
-	struct server *s = core_opaque(wsi, KIND_SERVER);
 	struct watch *w = core_opaque(wsi, KIND_WATCH);
-	struct redis_conn *rc = core_opaque(wsi, KIND_REDIS);
 
-	if (rc)
-		return redis_watch_callback(rc, wsi, reason);
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
-		if (s) {
-			server_accept(s);
-		} else if (w && w->self_ref != LUA_NOREF) {
+		if (w && w->self_ref != LUA_NOREF) {
 			struct ctx *x = w->ctx;
 
 			lua_rawgeti(x->L, LUA_REGISTRYINDEX, w->fn_ref);
@@ -67,9 +62,7 @@ watch_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
 
 	case LWS_CALLBACK_RAW_CLOSE_FILE:
 		lws_set_opaque_user_data(wsi, NULL);
-		if (s)
-			server_listener_closed(s);
-		else if (w)
+		if (w)
 			watch_detach(w);
 		return 0;
 
@@ -78,6 +71,11 @@ watch_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
 	}
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
+
+/* on the internal vhost (csrc/lws_core.c lists it there) */
+const struct lws_protocols watch_protocol = {
+	.name = "lws-lua-watch", .callback = watch_callback,
+};
 
 /* watch(fd, fn) -> watch: fn(watch) runs whenever fd is readable */
 static int

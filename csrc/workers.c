@@ -69,7 +69,7 @@ sticky_listeners(const char *host, int *port, int n, int backlog, char *err, siz
 	int i;
 
 	for (i = 0; i < n; i++) {
-		int fd = core_listen_socket(host, *port, backlog, 1, err, errlen);
+		int fd = listen_socket(host, *port, backlog, 1, err, errlen);
 
 		if (fd < 0)
 			goto fail;

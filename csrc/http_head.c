@@ -1,0 +1,105 @@
+/* http_head.c: the HTTP/1.1 heads we write ourselves, in one place: the
+ * Date line (RFC 9110 6.6.1, formatted once a second) and whole small
+ * replies with our own status line (server refusals, request errors).
+ * Used by csrc/server.c and csrc/request.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core.h"
+
+const char *
+http_date_line(size_t *len)
+{
+	static char line[64];
+	static size_t n;
+	static time_t at = -1;
+	time_t now = time(NULL);
+
+	if (now != at) {
+		struct tm tm;
+
+		gmtime_r(&now, &tm);
+		n = strftime(line, sizeof(line), "date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+		at = now;
+	}
+	if (len)
+		*len = n;
+	return line;
+}
+
+static const char *
+status_reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 301: return "Moved Permanently";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 503: return "Service Unavailable";
+	default: return status < 400 ? "OK" : status < 500 ? "Bad Request" : "Server Error";
+	}
+}
+
+/* Writes a complete small HTTP response from any callback (lws buffers
+ * what the kernel does not take). extra: "name: value\r\n" lines or NULL.
+ * Our own status line: lws_add_http_header_status() says "HTTP/1.0" until
+ * lws_http_action() has read the request's version, which an upgrade
+ * refusal (HTTP_CONFIRM_UPGRADE) comes before. */
+int
+http_reply(struct lws *wsi, int status, const char *extra, const char *body,
+		  size_t blen)
+{
+	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
+		*end = buf + sizeof(buf) - 1;
+	size_t elen = extra ? strlen(extra) : 0, dlen;
+	const char *date = http_date_line(&dlen);
+	int n;
+
+	n = snprintf((char *)p, (size_t)(end - p), "HTTP/1.1 %d %s\r\n", status,
+		     status_reason(status));
+	if (n < 0 || n >= end - p)
+		return -1;
+	p += n;
+	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+					 (unsigned char *)"text/plain; charset=utf-8", 25, &p,
+					 end) ||
+	    lws_add_http_header_content_length(wsi, blen, &p, end))
+		return -1;
+	if ((size_t)(end - p) < elen + dlen + 8)
+		return -1;
+	memcpy(p, date, dlen);
+	p += dlen;
+	if (elen) {
+		memcpy(p, extra, elen);
+		p += elen;
+	}
+	if (lws_finalize_http_header(wsi, &p, end))
+		return -1;
+	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+		return -1;
+	if (blen) {
+		unsigned char *b = malloc(LWS_PRE + blen);
+
+		if (!b)
+			return -1;
+		memcpy(b + LWS_PRE, body, blen);
+		n = lws_write(wsi, b + LWS_PRE, blen, LWS_WRITE_HTTP_FINAL);
+		free(b);
+		if (n < 0)
+			return -1;
+	}
+	return 0;
+}
+
