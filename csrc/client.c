@@ -260,7 +260,11 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		size_t len)
 {
 	struct conn *c = core_opaque(wsi, KIND_CONN);
+	int handled;
 
+	/* what every established connection does, client or server */
+	if (c && (handled = conn_callback(c, reason, in, len)) != CONN_NOT_HANDLED)
+		return handled;
 	switch (reason) {
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		/* lws calls protocols[0] of the first vhost (ours) with
@@ -318,26 +322,6 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		if (c)
 			connection_error(c, wsi, in, len);
 		return 0;
-
-	case LWS_CALLBACK_CLIENT_RECEIVE:
-		if (c)
-			return conn_receive(c, in, len);
-		break;
-
-	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		if (c)
-			return conn_writeable(c);
-		break;
-
-	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-		if (c)
-			conn_pong(c, in, len);
-		break;
-
-	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		if (c)
-			return conn_peer_close(c, in, len);
-		break;
 
 	case LWS_CALLBACK_CLIENT_CLOSED:
 	case LWS_CALLBACK_WSI_DESTROY:

@@ -55,6 +55,8 @@ conn_attach(struct conn *c, struct lws *wsi)
 	}
 }
 
+static int conn_writeable(struct conn *c);
+
 /* ---- pings ----------------------------------------------------------- */
 
 /* Each ping() leaves as its own Ping frame, in order, ahead of data (as
@@ -414,7 +416,7 @@ protocol_error(struct conn *c, uint16_t code, const char *msg)
 
 /* One RECEIVE chunk: never spans two frames; first/final are about the
  * whole message (docs/libwebsockets-4.1.md §2). */
-int
+static int
 conn_receive(struct conn *c, const void *in, size_t len)
 {
 	struct lws *wsi = c->wsi;
@@ -480,7 +482,7 @@ conn_receive(struct conn *c, const void *in, size_t len)
 	return 0;
 }
 
-void
+static void
 conn_pong(struct conn *c, const void *in, size_t len)
 {
 	struct ctx *x = c->ctx;
@@ -496,7 +498,7 @@ conn_pong(struct conn *c, const void *in, size_t len)
 
 /* The peer's Close. Returning nonzero makes lws send the close we set
  * instead of echoing the peer's. */
-int
+static int
 conn_peer_close(struct conn *c, const unsigned char *in, size_t len)
 {
 	uint16_t code = 1005;
@@ -611,7 +613,7 @@ write_batch(struct conn *c)
 	return count;
 }
 
-int
+static int
 conn_writeable(struct conn *c)
 {
 	struct lws *wsi = c->wsi;
@@ -702,6 +704,27 @@ conn_writeable(struct conn *c)
 	if (c->qcount || c->inflight || c->state == CONN_CLOSING)
 		ask_writable(c);
 	return 0;
+}
+
+int
+conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len)
+{
+	switch (reason) {
+	case LWS_CALLBACK_RECEIVE:
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		return conn_receive(c, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		return conn_writeable(c);
+	case LWS_CALLBACK_RECEIVE_PONG:
+	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+		conn_pong(c, in, len);
+		return 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		return conn_peer_close(c, in, len);
+	default:
+		return CONN_NOT_HANDLED;
+	}
 }
 
 /* ---- the end ------------------------------------------------------------- */

@@ -233,10 +233,11 @@ struct conn *conn_new(lua_State *L, struct ctx *x);   /* pushes the userdata */
 struct conn *conn_check(lua_State *L, int idx);
 void conn_attach(struct conn *c, struct lws *wsi);    /* pin + opaque pointer */
 int conn_established(struct conn *c);
-int conn_receive(struct conn *c, const void *in, size_t len);
-int conn_writeable(struct conn *c);
-int conn_peer_close(struct conn *c, const unsigned char *in, size_t len);
-void conn_pong(struct conn *c, const void *in, size_t len);
+/* The WebSocket events of a connection, server or client side alike
+ * (RECEIVE, WRITEABLE, PONG, the peer's Close): what the lws callback
+ * returns, or CONN_NOT_HANDLED for any other reason */
+#define CONN_NOT_HANDLED 2
+int conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len);
 void conn_finalize(struct conn *c, const char *why);
 void conn_fail(struct conn *c, uint16_t code, const char *reason);
 void conn_request_close(struct conn *c, uint16_t code, const char *reason, size_t rlen);

@@ -653,7 +653,11 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	struct request *r = core_opaque(wsi, KIND_REQUEST);
 	struct server *s = home_server(wsi);
 	struct server_vhost *sv;
+	int handled;
 
+	/* what every established connection does, client or server */
+	if (c && (handled = conn_callback(c, reason, in, len)) != CONN_NOT_HANDLED)
+		return handled;
 	switch (reason) {
 	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
 		/* user = this vhost's SSL_CTX. lws's SNI callback would move the
@@ -743,26 +747,6 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			break;
 		}
 		return conn_established(c);
-
-	case LWS_CALLBACK_RECEIVE:
-		if (c)
-			return conn_receive(c, in, len);
-		break;
-
-	case LWS_CALLBACK_SERVER_WRITEABLE:
-		if (c)
-			return conn_writeable(c);
-		break;
-
-	case LWS_CALLBACK_RECEIVE_PONG:
-		if (c)
-			conn_pong(c, in, len);
-		break;
-
-	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		if (c)
-			return conn_peer_close(c, in, len);
-		break;
 
 	case LWS_CALLBACK_CLOSED:
 		if (c)
