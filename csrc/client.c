@@ -391,11 +391,12 @@ l_connect(lua_State *L)
 
 	c = conn_new(L, x);
 	c->is_client = 1;
-	c->max_message = (size_t)core_opt_int_field(L, 1, "max_message_size", 16 << 20, 0,
-						    (lua_Integer)1 << 40);
-	c->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes", 16 << 20, 0,
-						  (lua_Integer)1 << 40);
-	c->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout", 10, 1, 3600);
+	c->max_message = (size_t)core_opt_int_field(L, 1, "max_message_size",
+						    CONN_MAX_MESSAGE_DEFAULT, 0, CONN_LIMIT_MAX);
+	c->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes",
+						  CONN_MAX_QUEUE_DEFAULT, 0, CONN_LIMIT_MAX);
+	c->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout",
+						   CONN_CLOSE_TIMEOUT_DEFAULT, 1, 3600);
 	/* pin now: events may fire from inside lws_client_connect_via_info */
 	c->self_ref = core_ref_self(L, -1);
 	x->n_conns++;

@@ -35,9 +35,9 @@ conn_new(lua_State *L, struct ctx *x)
 	c->ctx = x;
 	c->self_ref = LUA_NOREF;
 	c->state = CONN_CONNECTING;
-	c->max_message = 16u << 20;
-	c->max_queue = 16u << 20;
-	c->close_timeout = 10;
+	c->max_message = CONN_MAX_MESSAGE_DEFAULT;
+	c->max_queue = CONN_MAX_QUEUE_DEFAULT;
+	c->close_timeout = CONN_CLOSE_TIMEOUT_DEFAULT;
 	luaL_setmetatable(L, CONN_MT);
 	return c;
 }

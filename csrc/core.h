@@ -19,6 +19,13 @@
  * let that go to the kernel in one send() */
 #define CONN_TX_PACKET (65536 + 14)
 
+/* A connection's limits unless its server or client says otherwise (the
+ * README's option tables name the same numbers) */
+#define CONN_MAX_MESSAGE_DEFAULT (16 << 20)   /* max_message_size */
+#define CONN_MAX_QUEUE_DEFAULT (16 << 20)     /* max_queue_bytes */
+#define CONN_CLOSE_TIMEOUT_DEFAULT 10         /* close_timeout, seconds */
+#define CONN_LIMIT_MAX ((lua_Integer)1 << 40) /* the largest byte limit taken */
+
 #include "proto.h"
 
 /* Everything declared below is internal to core.so: the module exports

@@ -1015,11 +1015,12 @@ l_server(lua_State *L)
 	s->fd = -1;
 	s->self_ref = LUA_NOREF;
 	luaL_setmetatable(L, SERVER_MT);
-	s->max_message = (size_t)core_opt_int_field(L, 1, "max_message_size", 16 << 20, 0,
-						    (lua_Integer)1 << 40);
-	s->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes", 16 << 20, 0,
-						  (lua_Integer)1 << 40);
-	s->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout", 10, 1, 3600);
+	s->max_message = (size_t)core_opt_int_field(L, 1, "max_message_size",
+						    CONN_MAX_MESSAGE_DEFAULT, 0, CONN_LIMIT_MAX);
+	s->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes",
+						  CONN_MAX_QUEUE_DEFAULT, 0, CONN_LIMIT_MAX);
+	s->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout",
+						   CONN_CLOSE_TIMEOUT_DEFAULT, 1, 3600);
 	s->max_body = (size_t)core_opt_int_field(L, 1, "max_body_size", 1 << 20, 0,
 						 (lua_Integer)1 << 40);
 	s->request_timeout = (int)core_opt_int_field(L, 1, "request_timeout", 60, 0, 86400);
