@@ -46,24 +46,12 @@ local function close_clients()
 	clients = {}
 end
 
-local function node_server(opts)
-	local p = H.node(H.ROOT .. "/spec/peers/ws_server.js")
-	opts = opts or {}
-	opts.cmd = "listen"
-	p:cmd(opts)
-	local ev = p:wait("listening")
-	return p, math.tointeger(ev.port)
-end
+local node_server = H.node_server
 
 -- a TCP port nobody listens on
-local function closed_port()
-	local s = assert(socket.bind("127.0.0.1", 0))
-	local _, port = s:getsockname()
-	s:close()
-	return port
-end
+local closed_port = H.free_port
 
-local function url(port, path) return "ws://127.0.0.1:" .. port .. (path or "/") end
+local url = H.ws_url
 
 describe("lws.WebSocket against Node's ws server", function()
 	after_each(function()

@@ -1,7 +1,7 @@
 -- permessage-deflate (RFC 7692) on the server side, with Node ws.
 local H = require "helper"
 
-local function url(port) return "ws://127.0.0.1:" .. port .. "/" end
+local url = H.ws_url
 
 local function deflate_client(port, deflate)
 	local p = H.node()

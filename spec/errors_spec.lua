@@ -2,14 +2,9 @@
 local H = require "helper"
 local lws = require "lws"
 
-local function url(port) return "ws://127.0.0.1:" .. port .. "/" end
+local url = H.ws_url
 
-local function node_client(port)
-	local p = H.node()
-	p:cmd { cmd = "connect", url = url(port) }
-	p:wait("open")
-	return p
-end
+local node_client = H.node_client
 
 describe("errors in callbacks", function()
 	after_each(H.clean)

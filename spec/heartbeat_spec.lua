@@ -18,7 +18,7 @@ local function client(url, opts)
 	return ws
 end
 
-local function url(port) return "ws://127.0.0.1:" .. port .. "/" end
+local url = H.ws_url
 
 local function sh_quote(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -84,12 +84,7 @@ local function stop_procs()
 	procs = {}
 end
 
-local function node_client(port)
-	local p = H.node()
-	p:cmd { cmd = "connect", url = url(port) }
-	p:wait("open")
-	return p
-end
+local node_client = H.node_client
 
 describe("heartbeat", function()
 	after_each(function()

@@ -92,6 +92,45 @@ function H.echo_server(opts)
 	return srv, port
 end
 
+--- ws_url(port[, path]) -> "ws://127.0.0.1:PORT/path"
+function H.ws_url(port, path) return "ws://127.0.0.1:" .. port .. (path or "/") end
+
+--- free_port() -> a TCP port nobody listens on (bound, then released)
+function H.free_port()
+	local s = assert(socket.bind("127.0.0.1", 0))
+	local _, port = s:getsockname()
+	s:close()
+	return math.tointeger(tonumber(port))
+end
+
+--- node_connect(port[, opts]) -> a Node ws client peer (spec/peers/ws_peer.js)
+-- connecting to our server; opts go with the connect command (path, url,
+-- protocols, …). node_client(port): the same, once it is open.
+function H.node_connect(port, opts)
+	local p = H.node()
+	opts = opts or {}
+	opts.cmd = "connect"
+	opts.url = opts.url or H.ws_url(port, opts.path)
+	opts.path = nil
+	p:cmd(opts)
+	return p
+end
+
+function H.node_client(port, opts)
+	local p = H.node_connect(port, opts)
+	p:wait("open")
+	return p
+end
+
+--- node_server([opts]) -> peer, port: Node's ws server (spec/peers/ws_server.js)
+function H.node_server(opts)
+	local p = H.node(H.ROOT .. "/spec/peers/ws_server.js")
+	opts = opts or {}
+	opts.cmd, opts.port = "listen", opts.port or 0
+	p:cmd(opts)
+	return p, math.tointeger(p:wait("listening").port)
+end
+
 --- pattern(size, binary): the payload ws_peer.js generates for {size=…}
 function H.pattern(size, binary)
 	local block = {}

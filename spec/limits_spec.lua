@@ -2,7 +2,7 @@
 local H = require "helper"
 local lws = require "lws"
 
-local function url(port, path) return "ws://127.0.0.1:" .. port .. (path or "/") end
+local url = H.ws_url
 
 local function node_open(port, opts)
 	local p = H.node()

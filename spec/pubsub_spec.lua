@@ -2,7 +2,7 @@
 local H = require "helper"
 local lws = require "lws"
 
-local function url(port) return "ws://127.0.0.1:" .. port .. "/" end
+local url = H.ws_url
 
 -- stop reading a raw client's socket (the kernel buffers fill, then the
 -- server's queue for it grows)

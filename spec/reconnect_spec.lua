@@ -5,7 +5,6 @@
 local H = require "helper"
 local lws = require "lws"
 local websocket = require "lws.websocket"
-local socket = require "socket"
 
 local clients = {}
 
@@ -37,22 +36,15 @@ local function client(url, opts)
 	return ws, rec
 end
 
-local function url(port) return "ws://127.0.0.1:" .. port .. "/" end
+local url = H.ws_url
 
 local function node_server(port, opts)
-	local p = H.node(H.ROOT .. "/spec/peers/ws_server.js")
 	opts = opts or {}
-	opts.cmd, opts.port = "listen", port or 0
-	p:cmd(opts)
-	return p, math.tointeger(p:wait("listening").port)
+	opts.port = port
+	return H.node_server(opts)
 end
 
-local function closed_port()
-	local s = assert(socket.bind("127.0.0.1", 0))
-	local _, port = s:getsockname()
-	s:close()
-	return port
-end
+local closed_port = H.free_port
 
 local FAST = { min = 40, max = 160, factor = 2, jitter = 0 }
 

@@ -7,7 +7,6 @@ local H = require "helper"
 local lws = require "lws"
 local redis = require "lws.redis"
 local busmod = require "lws.bus"
-local socket = require "socket"
 
 local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -100,12 +99,7 @@ do
 end
 local node = assert(loadfile(node_path))(lws)
 
-local function free_port()
-	local s = assert(socket.bind("127.0.0.1", 0))
-	local _, port = s:getsockname()
-	s:close()
-	return tonumber(port)
-end
+local free_port = H.free_port
 
 local procs, clients, buses = {}, {}, {}
 
@@ -186,7 +180,7 @@ local function node_b(redis_port)
 	return b
 end
 
-local function url(port) return "ws://127.0.0.1:" .. port .. "/" end
+local url = H.ws_url
 
 local function peer(port)
 	local p = H.node()

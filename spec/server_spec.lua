@@ -2,17 +2,9 @@
 local H = require "helper"
 local lws = require "lws"
 
-local function url(port, path) return "ws://127.0.0.1:" .. port .. (path or "/") end
+local url = H.ws_url
 
-local function connect(port, opts)
-	local p = H.node()
-	opts = opts or {}
-	opts.cmd = "connect"
-	opts.url = opts.url or url(port, opts.path)
-	opts.path = nil
-	p:cmd(opts)
-	return p
-end
+local connect = H.node_connect
 
 describe("lws.server", function()
 	after_each(H.clean)
