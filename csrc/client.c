@@ -244,8 +244,14 @@ connection_error(struct conn *c, struct lws *wsi, const char *in, size_t len)
 		client_fail_later(c, "dns", 0, text);
 	else if (strstr(text, "Timed out"))
 		client_fail_later(c, "timeout", 0, text);
+	else if (!strncmp(text, "connect SSL err", 15) || !strncmp(text, "connect SYSCALL", 15))
+		/* lws's words for a failed TLS handshake, OpenSSL's codes after them */
+		client_fail_later(c, "tls", 0, "TLS handshake failed (not a TLS server, or no "
+				  "protocol version or cipher in common)");
 	else if (strstr(text, "SSL") || strstr(text, "ssl") || strstr(text, "tls"))
 		client_fail_later(c, "tls", 0, text);
+	else if (!strcmp(text, "HS: PROTOCOL malformed"))
+		client_fail_later(c, "handshake", 0, "the server chose a subprotocol that was not offered");
 	else if (!strncmp(text, "HS:", 3) || strstr(text, "protocol"))
 		client_fail_later(c, "handshake", 0, text);
 	else if (strstr(text, "read failed") || strstr(text, "hung up") ||

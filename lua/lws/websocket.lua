@@ -257,9 +257,6 @@ local function failure_message(ws, detail, kind, status)
 	elseif kind == "tls-verify" then
 		return ("TLS certificate verification failed for %s: %s"):format(at, detail)
 	elseif kind == "tls" then
-		if detail:find("^connect SSL err") or detail:find("^connect SYSCALL") then
-			detail = "TLS handshake failed (not a TLS server, or no protocol version or cipher in common)"
-		end
 		return ("TLS error with %s: %s"):format(at, detail)
 	elseif kind == "timeout" then
 		return ("connect timeout: no WebSocket handshake with %s within %d ms"):format(at, ws._opts.connect_timeout)
@@ -267,9 +264,6 @@ local function failure_message(ws, detail, kind, status)
 		return ("%s closed the connection during the handshake%s"):format(at,
 			ws._u.tls and "" or " (is it a wss:// server?)")
 	elseif kind == "handshake" then
-		if detail == "HS: PROTOCOL malformed" then
-			detail = "the server chose a subprotocol that was not offered"
-		end
 		return ("invalid WebSocket handshake from %s: %s"):format(at, detail)
 	elseif kind == "aborted" or kind == "queue" then
 		return detail
