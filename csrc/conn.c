@@ -706,6 +706,14 @@ conn_writeable(struct conn *c)
 	return 0;
 }
 
+/* the wsi whose request headers are still readable: a server connection
+ * between its upgrade request and ESTABLISHED (the verify hook), else NULL */
+struct lws *
+conn_handshake_wsi(struct conn *c)
+{
+	return c->state == CONN_CONNECTING ? c->wsi : NULL;
+}
+
 int
 conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len)
 {

@@ -1,6 +1,7 @@
-/* core.c: luaopen_lws_core, the per-Lua-state lws_context and its loop
+/* core.c: the per-Lua-state context, the lws_context and its loop
  * (run/stop/shutdown), the one protected-call path every callback into
- * Lua takes, the error and log hooks, deferred work, and option helpers.
+ * Lua takes, the error and log hooks, deferred work, and the hooks the
+ * types register (csrc/lws_core.c opens them). It knows no type.
  * Errors in Lua callbacks never unwind through lws frames: core_call
  * catches them, reports the traceback through the error hook, and lets
  * the caller decide what to close. */
@@ -10,8 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/stat.h>
-#include <zlib.h>
 
 #include "core.h"
 
@@ -173,149 +172,6 @@ core_push_error(lua_State *L, const char *msg, const char *code)
 	lua_pushstring(L, msg);
 	lua_pushstring(L, code);
 	return 3;
-}
-
-/* ---- userdata types ----------------------------------------------------- */
-
-/* Registers metatable `name` (for the core table on top of the stack):
- * methods become __index, or the upvalue of the index closure; meta adds
- * metamethods; with export the methods table is also core[export], where
- * the Lua layer adds its methods. */
-void
-core_new_type(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction index,
-	      const luaL_Reg *meta, const char *export)
-{
-	luaL_newmetatable(L, name);
-	lua_newtable(L);
-	luaL_setfuncs(L, methods, 0);
-	if (export) {
-		lua_pushvalue(L, -1);
-		lua_setfield(L, -4, export);
-	}
-	if (index)
-		lua_pushcclosure(L, index, 1);
-	lua_setfield(L, -2, "__index");
-	luaL_setfuncs(L, meta, 0);
-	lua_pop(L, 1);
-}
-
-/* Pushes the Lua field table of the userdata at idx (user value 1),
- * creating it on first use: handlers and user fields live there. */
-void
-core_push_fields(lua_State *L, int idx)
-{
-	idx = lua_absindex(L, idx);
-	if (lua_getiuservalue(L, idx, 1) != LUA_TTABLE) {
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_setiuservalue(L, idx, 1);
-	}
-}
-
-/* __index: methods (upvalue 1), then the field table */
-int
-core_fields_index(lua_State *L)
-{
-	lua_pushvalue(L, 2);
-	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
-		return 1;
-	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
-		return 0;
-	lua_pushvalue(L, 2);
-	lua_rawget(L, -2);
-	return 1;
-}
-
-/* __newindex: any field can be set on the object */
-int
-core_fields_newindex(lua_State *L)
-{
-	core_push_fields(L, 1);
-	lua_pushvalue(L, 2);
-	lua_pushvalue(L, 3);
-	lua_rawset(L, -3);
-	return 0;
-}
-
-/* ---- option tables (luaposix checkfieldnames) ----------------------- */
-
-void
-core_check_fields(lua_State *L, int idx, const char *const *allowed)
-{
-	idx = lua_absindex(L, idx);
-	lua_pushnil(L);
-	while (lua_next(L, idx)) {
-		const char *const *a;
-		int ok = 0;
-
-		lua_pop(L, 1);
-		if (lua_type(L, -1) == LUA_TSTRING)
-			for (a = allowed; *a; a++)
-				if (!strcmp(*a, lua_tostring(L, -1))) {
-					ok = 1;
-					break;
-				}
-		if (!ok) {
-			lua_pushvalue(L, -1);
-			luaL_error(L, "unknown option '%s'", luaL_tolstring(L, -1, NULL));
-		}
-	}
-}
-
-lua_Integer
-core_opt_int_field(lua_State *L, int idx, const char *k, lua_Integer def,
-		   lua_Integer min, lua_Integer max)
-{
-	lua_Integer v;
-	int isint;
-
-	lua_getfield(L, idx, k);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return def;
-	}
-	v = lua_tointegerx(L, -1, &isint);
-	if (!isint)
-		luaL_error(L, "option '%s' must be an integer, got %s", k, luaL_typename(L, -1));
-	if (v < min || v > max)
-		luaL_error(L, "option '%s' out of range (%I..%I)", k, min, max);
-	lua_pop(L, 1);
-	return v;
-}
-
-const char *
-core_opt_str_field(lua_State *L, int idx, const char *k, const char *def)
-{
-	const char *s;
-
-	lua_getfield(L, idx, k);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return def;
-	}
-	if (lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "option '%s' must be a string, got %s", k, luaL_typename(L, -1));
-	s = lua_tostring(L, -1);
-	lua_pop(L, 1);   /* still referenced by the option table */
-	return s;
-}
-
-int
-core_opt_bool_field(lua_State *L, int idx, const char *k, int def)
-{
-	int v;
-
-	lua_getfield(L, idx, k);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		return def;
-	}
-	if (!lua_isboolean(L, -1))
-		luaL_error(L, "option '%s' must be a boolean, got %s", k, luaL_typename(L, -1));
-	v = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	return v;
 }
 
 /* ---- log hook ------------------------------------------------------ */
@@ -912,123 +768,7 @@ l_now(lua_State *L)
 	return 1;
 }
 
-/* stat(path) -> { size, mtime, type = "file"|"directory"|"other" } | nil, err, code
- * (static files need sizes and times; follows symlinks) */
-static int
-l_stat(lua_State *L)
-{
-	const char *path = luaL_checkstring(L, 1);
-	struct stat st;
-
-	if (stat(path, &st)) {
-		lua_pushnil(L);
-		lua_pushfstring(L, "%s: %s", path, strerror(errno));
-		lua_pushstring(L, errno == ENOENT || errno == ENOTDIR ? "notfound" : "io");
-		return 3;
-	}
-	lua_createtable(L, 0, 3);
-	lua_pushinteger(L, (lua_Integer)st.st_size);
-	lua_setfield(L, -2, "size");
-	lua_pushinteger(L, (lua_Integer)st.st_mtime);
-	lua_setfield(L, -2, "mtime");
-	lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" : "other");
-	lua_setfield(L, -2, "type");
-	return 1;
-}
-
-/* gzip(data[, level]) -> the gzip member (RFC 1952) of data, for HTTP
- * Content-Encoding: gzip (Engine.IO polling answers, static files).
- * One deflate() into a buffer of deflateBound's size: no loop needed. */
-static int
-l_gzip(lua_State *L)
-{
-	size_t len;
-	const char *data = luaL_checklstring(L, 1, &len);
-	int level = (int)luaL_optinteger(L, 2, 6);
-	z_stream z;
-	luaL_Buffer b;
-	uLong bound;
-	char *out;
-	int rc;
-
-	luaL_argcheck(L, level >= 1 && level <= 9, 2, "level must be 1..9");
-	memset(&z, 0, sizeof(z));
-	if (deflateInit2(&z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-		return luaL_error(L, "gzip: cannot initialise zlib");
-	bound = deflateBound(&z, (uLong)len);
-	out = luaL_buffinitsize(L, &b, (size_t)bound);
-	z.next_in = (Bytef *)(uintptr_t)data;
-	z.avail_in = (uInt)len;
-	z.next_out = (Bytef *)out;
-	z.avail_out = (uInt)bound;
-	rc = deflate(&z, Z_FINISH);
-	len = (size_t)z.total_out;
-	deflateEnd(&z);
-	if (rc != Z_STREAM_END)
-		return luaL_error(L, "gzip: deflate failed (%d)", rc);
-	luaL_pushresultsize(&b, len);
-	return 1;
-}
-
-/* realpath(path) -> absolute path with every symlink resolved | nil, err */
-static int
-l_realpath(lua_State *L)
-{
-	const char *path = luaL_checkstring(L, 1);
-	char *r = realpath(path, NULL);
-
-	if (!r) {
-		lua_pushnil(L);
-		lua_pushfstring(L, "%s: %s", path, strerror(errno));
-		lua_pushstring(L, errno == ENOENT || errno == ENOTDIR ? "notfound" : "io");
-		return 3;
-	}
-	lua_pushstring(L, r);
-	free(r);
-	return 1;
-}
-
-/* custom_header(req_or_conn, name) -> value | nil: a header lws has no
- * token for (X-Token …), readable while the request's headers are still
- * held: in a route handler, or in an upgrade's verify hook */
-static int
-l_custom_header(lua_State *L)
-{
-	size_t nl;
-	const char *name = luaL_checklstring(L, 2, &nl);
-	struct request *r = luaL_testudata(L, 1, REQUEST_MT);
-	struct conn *c = luaL_testudata(L, 1, CONN_MT);
-	struct lws *wsi = r ? r->wsi : c && c->state == CONN_CONNECTING ? c->wsi : NULL;
-	char key[128], *v;
-	size_t i;
-	int n;
-
-	if (!r && !c)
-		luaL_typeerror(L, 1, "lws.request or lws.conn");
-	if (!wsi || nl == 0 || nl + 2 > sizeof(key))
-		return 0;
-	for (i = 0; i < nl; i++)   /* lws stores unknown names lower-cased */
-		key[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
-	key[nl] = ':';
-	key[nl + 1] = '\0';
-	n = lws_hdr_custom_length(wsi, key, (int)nl + 1);
-	if (n < 0)
-		return 0;
-	v = malloc((size_t)n + 1);
-	if (!v)
-		return luaL_error(L, "out of memory");
-	n = lws_hdr_custom_copy(wsi, v, n + 1, key, (int)nl + 1);
-	if (n >= 0)
-		lua_pushlstring(L, v, (size_t)n);
-	free(v);
-	return n >= 0;
-}
-
 static const luaL_Reg core_funcs[] = {
-	{ "custom_header", l_custom_header },
-	{ "stat", l_stat },
-	{ "gzip", l_gzip },
-	{ "realpath", l_realpath },
 	{ "run", l_run },
 	{ "stop", l_stop },
 	{ "shutdown", l_shutdown },

@@ -150,7 +150,8 @@ void evloop_free(struct ctx *x);
 typedef void (*deferred_fn)(struct ctx *x, void *arg, int arg_ref);
 void core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref);
 
-/* userdata files */
+/* userdata files; files.c adds stat, gzip and realpath */
+int files_open(lua_State *L);
 int conn_open(lua_State *L);
 int server_open(lua_State *L);
 int timer_open(lua_State *L);
@@ -244,6 +245,7 @@ int conn_established(struct conn *c);
  * (RECEIVE, WRITEABLE, PONG, the peer's Close): what the lws callback
  * returns, or CONN_NOT_HANDLED for any other reason */
 #define CONN_NOT_HANDLED 2
+struct lws *conn_handshake_wsi(struct conn *c);
 int conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len);
 void conn_finalize(struct conn *c, const char *why);
 void conn_fail(struct conn *c, uint16_t code, const char *reason);

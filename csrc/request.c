@@ -701,6 +701,42 @@ static const luaL_Reg req_methods[] = {
 	{ NULL, NULL }
 };
 
+/* custom_header(req_or_conn, name) -> value | nil: a header lws has no
+ * token for (X-Token …), readable while the request's headers are still
+ * held: in a route handler, or in an upgrade's verify hook */
+static int
+l_custom_header(lua_State *L)
+{
+	size_t nl;
+	const char *name = luaL_checklstring(L, 2, &nl);
+	struct request *r = luaL_testudata(L, 1, REQUEST_MT);
+	struct conn *c = luaL_testudata(L, 1, CONN_MT);
+	struct lws *wsi = r ? r->wsi : c ? conn_handshake_wsi(c) : NULL;
+	char key[128], *v;
+	size_t i;
+	int n;
+
+	if (!r && !c)
+		luaL_typeerror(L, 1, "lws.request or lws.conn");
+	if (!wsi || nl == 0 || nl + 2 > sizeof(key))
+		return 0;
+	for (i = 0; i < nl; i++)   /* lws stores unknown names lower-cased */
+		key[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+	key[nl] = ':';
+	key[nl + 1] = '\0';
+	n = lws_hdr_custom_length(wsi, key, (int)nl + 1);
+	if (n < 0)
+		return 0;
+	v = malloc((size_t)n + 1);
+	if (!v)
+		return luaL_error(L, "out of memory");
+	n = lws_hdr_custom_copy(wsi, v, n + 1, key, (int)nl + 1);
+	if (n >= 0)
+		lua_pushlstring(L, v, (size_t)n);
+	free(v);
+	return n >= 0;
+}
+
 int
 request_open(lua_State *L)
 {
@@ -709,5 +745,7 @@ request_open(lua_State *L)
 	};
 
 	core_new_type(L, REQUEST_MT, req_methods, req_index, meta, "request_methods");
+	lua_pushcfunction(L, l_custom_header);
+	lua_setfield(L, -2, "custom_header");
 	return 0;
 }
