@@ -628,7 +628,18 @@ conn_writeable(struct conn *c)
 	}
 	if (c->got_peer_close)
 		return 0;   /* lws answers the peer's Close; no data after it */
-	/* lws still holds the tail of an earlier write (lws_issue_raw keeps
+	if (c->state == CONN_CLOSING && (c->fail || !c->qcount)) {
+		if (c->close_sent)
+			return 0;   /* lws calls us once more while closing */
+		c->close_sent = 1;
+		if (c->rx_failed)   /* read again: the peer's answering Close */
+			lws_rx_flow_control(wsi, 1);
+		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason, c->close_reason_len);
+		return -1;
+	}
+	/* (the Close above is lws's to write: it sends what it holds first)
+	 * lws still holds the tail of an earlier write (lws_issue_raw keeps
 	 * what the socket did not take in wsi->buflist_out). A write now
 	 * would be appended behind it and lws_write would return only what
 	 * of the old tail left, which reads as a failed write: wait until
@@ -644,16 +655,6 @@ conn_writeable(struct conn *c)
 			ask_writable(c);
 			return 0;
 		}
-	}
-	if (c->state == CONN_CLOSING && (c->fail || !c->qcount)) {
-		if (c->close_sent)
-			return 0;   /* lws calls us once more while closing */
-		c->close_sent = 1;
-		if (c->rx_failed)   /* read again: the peer's answering Close */
-			lws_rx_flow_control(wsi, 1);
-		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)c->close_reason, c->close_reason_len);
-		return -1;
 	}
 	while (c->qcount) {
 		struct sendq_entry *e = &c->q[c->qhead];
