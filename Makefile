@@ -1,6 +1,7 @@
 # Development build of lws. `luarocks make` uses the rockspec instead.
 #   make            build build/lws/core.so (runs from the checkout)
-#   make test       install what is missing, build, run every spec
+#   make test       install what is missing, build, lint, run every spec
+#   make lint       luacheck on lua/ spec/ examples/ bench/, cppcheck on csrc/
 #   make demo       run the demos
 #   make asan       the spec suite against an ASan+UBSan build
 #   make valgrind   the spec suite under valgrind
@@ -20,7 +21,7 @@ HDRS      = $(wildcard csrc/*.h)
 BUSTED    = $(LUA) /usr/bin/busted
 SPECS    ?= spec
 
-.PHONY: all build test check deps demo asan valgrind rock bench soak fuzz clean
+.PHONY: all build test check lint deps demo asan valgrind rock bench soak fuzz clean
 
 all: build
 
@@ -34,8 +35,15 @@ build/lws/core.so: $(SRCS) $(HDRS) Makefile
 deps:
 	@./.ci/deps
 
-test: deps build
+test: deps build lint
 	@$(MAKE) --no-print-directory check
+
+# luacheck (.luacheckrc) on the Lua, cppcheck's warning/portability/
+# performance checks on the C; both must be clean
+lint:
+	@luacheck -q --no-color lua spec examples bench/*.lua
+	@cppcheck --enable=warning,portability,performance --inline-suppr --error-exitcode=1 -q \
+	  $(LUA_INC) --suppress=missingIncludeSystem --suppress=toomanyconfigs csrc
 
 # The spec suite against the current build (no installs).
 check: build

@@ -302,7 +302,7 @@ local when = y and string.format("%s-%s-%s %s:%s", y, mo, d, h, mi) or os.date("
 out[#out + 1] = string.format("Measured from %s UTC on %s.", when, env)
 out[#out + 1] = ""
 local has = {}
-for _, h in ipairs(head) do has[h] = true end
+for _, col in ipairs(head) do has[col] = true end
 out[#out + 1] = string.format("Settings: `%s`; %d repetition%s per case, servers interleaved, " ..
   "medians shown; ratios are median ÷ median (↑ higher is better, ↓ lower is better). " ..
   "\"CPU: server / loadgen\" is the median share of a CPU each process used while " ..

@@ -206,12 +206,13 @@ request_writeable(struct request *r)
 	if (!r->headers_sent) {
 		size_t hl = r->hdrs ? strlen(r->hdrs) : 0, cap = LWS_PRE + 1024 + hl, dl;
 		const char *date = http_date_line(&dl);
-		unsigned char *buf = malloc(cap), *start = buf + LWS_PRE, *p = start,
-			      *end = buf + cap - 1;
+		unsigned char *buf = malloc(cap), *start, *p, *end;
 		int n;
 
 		if (!buf)
 			return -1;
+		start = p = buf + LWS_PRE;
+		end = buf + cap - 1;
 		if (lws_add_http_header_status(wsi, (unsigned)r->status, &p, end) ||
 		    (!has_header(r->hdrs, "content-type") &&
 		     lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,

@@ -4,7 +4,7 @@
 local H = require "helper"
 local cjson = require "cjson"
 
-local start_demo, stop_demo, stop_all = H.demo, H.stop_demo, H.stop_demos
+local start_demo, stop_all = H.demo, H.stop_demos
 
 local function get(port, path)
 	local r = H.raw(port)

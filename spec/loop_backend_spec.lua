@@ -131,7 +131,8 @@ describe("loop backend", function()
 		-- and 200 that echo without pause, 16 messages in flight each: enough
 		-- that the server rarely finds no fd ready (Node's ws peer is not)
 		local pidfile = os.tmpname()
-		os.execute(("%s/bench/bin/loadgen echo --port %d --conns %d --inflight 16 --size 32 --duration 20 --warmup 0 --drain 0 >/dev/null 2>&1 & echo $! >%s")
+		os.execute(("%s/bench/bin/loadgen echo --port %d --conns %d --inflight 16 --size 32 --duration 20"
+			.. " --warmup 0 --drain 0 >/dev/null 2>&1 & echo $! >%s")
 			:format(H.ROOT, port, conns, pidfile))
 		loadgen = tonumber(read(pidfile))
 		os.remove(pidfile)

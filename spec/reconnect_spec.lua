@@ -279,7 +279,6 @@ describe("reconnect storms", function()
 	after_each(H.clean)
 
 	it("honours the Retry-After of a 503 refusal, then connects", function()
-		local lws = require "lws"
 		-- the first upgrade is refused with Retry-After: 1, the next accepted
 		local refused = 0
 		local srv, port = H.server {

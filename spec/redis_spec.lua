@@ -243,6 +243,7 @@ describe("lws.redis", function()
 		end)
 		assert.are.same({ 1, { 2, "x" }, { err = "ERR boom" } }, v)
 		v, err, code = await(function(cb) r:command({ "NOSUCHCOMMAND" }, cb) end)
+		assert.is_nil(v)
 		assert.matches("unknown command", err)
 		assert.are.equal("redis", code)
 		-- a big value
@@ -517,7 +518,7 @@ describe("lws.bus", function()
 		for _ = 1, 100 do assert.is_nil((a:emit("noise", nil, "x"))) end
 		H.run_until(function() return b.status().errors >= 1 end, 10000, "node B to report the outage", 20)
 
-		rs = redis_server(rs.port)
+		redis_server(rs.port)   -- the same port again: the nodes find it by themselves
 		H.run_until(function() return a:ready() and b.status().subscribes >= 2 and b.status().ready == 1 end, 15000,
 			"both nodes to subscribe again", 20)
 		b1:cmd { cmd = "send", data = "bcast:after", track = false }

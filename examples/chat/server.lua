@@ -68,11 +68,11 @@ server:websocket("/ws", function(ws)
 	ws:on("close", presence)
 	ws:on("message", function(data, binary)
 		local msg = not binary and json.try_decode(data)
-		local name, err = field(msg, "name")
+		local name, problem = field(msg, "name")
 		local text
-		if name then text, err = field(msg, "message") end
+		if name then text, problem = field(msg, "message") end
 		if not text then
-			ws:send(json.encode { type = "error", error = msg and err or "expected JSON {name, message}" })
+			ws:send(json.encode { type = "error", error = msg and problem or "expected JSON {name, message}" })
 			return
 		elseif not allowed(ws) then
 			ws:send(json.encode { type = "error", error = "too many messages, slow down" })
