@@ -50,7 +50,7 @@ check: build
 	@$(BUSTED) $(SPECS)
 
 demo: deps build
-	@./examples/run-demos
+	@./examples/run-demos $(if $(HOST),--host $(HOST))
 
 build-asan/lws/core.so: $(SRCS) $(HDRS) Makefile
 	@mkdir -p build-asan/lws

@@ -193,4 +193,49 @@ describe("demos", function()
 		b:cmd { cmd = "send", data = '{"stocks":["AMZN","MSFT"]}', track = false }
 		assert.matches('^{"MSFT":%d+%.%d%d,"AMZN":%d+%.%d%d}$', b:wait("message").data)
 	end)
+
+	it("make demo prints the same URLs every time, a free port only for a taken one, on 127.0.0.1", function()
+		local socket = require "socket"
+		-- a base with room after it; its second port is taken on purpose
+		local base
+		for _ = 1, 20 do
+			local p = H.free_port()
+			local ok = true
+			for k = 0, 2 do
+				local s = socket.bind("127.0.0.1", p + k)
+				if s then s:close() else ok = false end
+			end
+			if ok and p + 2 < 65536 then base = p break end
+		end
+		assert.is_not_nil(base, "three free ports in a row")
+		local taken = assert(socket.bind("127.0.0.1", base + 1))
+		local function run()
+			local out, pidfile = os.tmpname(), os.tmpname()
+			os.execute(("cd %s && LWS_DEMOS='echo chat stocks' examples/run-demos --base-port %d >%s 2>&1 & echo $! >%s")
+				:format(H.shell_quote(H.ROOT), base, out, pidfile))
+			local pid = tonumber(H.read_file(pidfile):match("%d+"))
+			os.remove(pidfile)
+			local text
+			local ok = pcall(H.run_until, function()
+				text = H.read_file(out) or ""
+				return text:find("(Ctrl-C to stop)", 1, true)
+			end, 20000, "run-demos to print its URLs", 50)
+			os.execute("kill " .. pid)   -- its trap stops the demos
+			H.run_until(function() return not os.execute("kill -0 " .. pid .. " 2>/dev/null") end, 5000,
+				"run-demos to exit", 50)
+			os.remove(out)
+			assert(ok, text)
+			return text
+		end
+		local first = run()
+		assert.matches(("echo%%s+ws://127%%.0%%.0%%.1:%d/\n"):format(base), first)
+		assert.matches(("stocks%%s+http://127%%.0%%.0%%.1:%d/\n"):format(base + 2), first)
+		local chat = first:match("chat%s+http://127%.0%.0%.1:(%d+)/  %(port " .. (base + 1) .. " is taken: a free port instead%)\n")
+		assert.is_not_nil(chat, first)
+		assert.are_not.equal(base + 1, tonumber(chat))
+		taken:close()
+		local second = run()
+		assert.matches(("chat%%s+http://127%%.0%%.0%%.1:%d/\n"):format(base + 1), second)
+		assert.is_nil(second:find("taken", 1, true))
+	end)
 end)
