@@ -60,6 +60,7 @@ build = {
       ["lws"] = "lua/lws/init.lua",
       ["lws.emitter"] = "lua/lws/emitter.lua",
       ["lws.options"] = "lua/lws/options.lua",
+      ["lws.cli"] = "lua/lws/cli.lua",
       ["lws.server"] = "lua/lws/server.lua",
       ["lws.http"] = "lua/lws/http.lua",
       ["lws.pubsub"] = "lua/lws/pubsub.lua",
@@ -78,6 +79,8 @@ build = {
    -- dotted key names the directory (lws/socketio/clientN/), the file keeps
    -- its own name
    install = {
+      -- the lws command (connect / serve / bench)
+      bin = { lws = "bin/lws" },
       lua = {
          ["lws.socketio.client2.socket_io_js"] = "lua/lws/socketio/client2/socket.io.js",
          ["lws.socketio.client2.socket_io_js_map"] = "lua/lws/socketio/client2/socket.io.js.map",
