@@ -22,8 +22,8 @@ local function run(args, with_input)
 		stdin = job.fifo
 	end
 	local pidfile = os.tmpname()
-	os.execute(("(env -u LD_PRELOAD script -qefc %s /dev/null <%s >%s 2>&1; echo $? >%s) & echo $! >%s")
-		:format(q(cmd), q(stdin), q(job.out), q(job.rcfile), q(pidfile)))
+	os.execute(("(%s script -qefc %s /dev/null <%s >%s 2>&1; echo $? >%s) & echo $! >%s")
+		:format(H.child_env(), q(cmd), q(stdin), q(job.out), q(job.rcfile), q(pidfile)))
 	job.pid = tonumber(H.read_file(pidfile):match("%d+"))
 	os.remove(pidfile)
 	if with_input then job.input = assert(io.open(job.fifo, "w")) end

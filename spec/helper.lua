@@ -522,6 +522,9 @@ local function child_env()
 	if io.open(H.ROOT .. "/build/lws/core.so") then return "env -u LD_PRELOAD -u LWS_BUILD_DIR" end
 	return "env"
 end
+-- the environment prefix for a child process of ours (demos, the lws
+-- command): the plain build, not the sanitizer one the specs may run on
+H.child_env = child_env
 
 -- A demo server in its own process. Its stdout is a TCP connection back to
 -- us: the first line gives the port, end-of-file says the process is gone.
