@@ -50,7 +50,8 @@ local function run(args, with_input)
 	end
 	function job.kill()
 		job.eof()
-		os.execute("pkill -TERM -P " .. job.pid .. " 2>/dev/null")
+		-- (pkill hangs with the ASan runtime preloaded: the plain environment)
+		os.execute(H.child_env() .. " pkill -TERM -P " .. job.pid .. " 2>/dev/null")
 		os.remove(job.out)
 		os.remove(job.rcfile)
 		if job.fifo then os.remove(job.fifo) end
@@ -148,7 +149,7 @@ describe("the lws command", function()
 		local s = start({ "serve", "--static", dir, "--port", "0" })
 		s.wait_for("WebSocket echo at ws://127%.0%.0%.1:%d+/ws%)")
 		local port = tonumber(s.output():match(":(%d+)/"))
-		local body = io.popen(("curl -sf http://127.0.0.1:%d/hello.txt"):format(port)):read("a")
+		local body = io.popen(("%s curl -sf http://127.0.0.1:%d/hello.txt"):format(H.child_env(), port)):read("a")
 		assert.are.equal("hello, static\n", body)
 		local c = H.node_client(port, { path = "/ws" })
 		c:cmd { cmd = "send", data = "echo?" }
