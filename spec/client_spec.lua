@@ -449,7 +449,7 @@ describe("lws.WebSocket failures are events", function()
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { headers = { ["Sec-WebSocket-Key"] = "x" } }) end,
 			"request header Sec-WebSocket-Key is set by the WebSocket handshake")
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { connect_timeout = 0 }) end,
-			"option 'connect_timeout' must be a number >= 1, got 0")
+			"option 'connect_timeout' must be a number >= 1, got number 0")
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { reconnect = { min = 0 } }) end,
 			"option 'reconnect.min' must be a number >= 1, got 0")
 		assert.has_error(function() lws.WebSocket("ws://x/", nil, { reconnect = { often = true } }) end,

@@ -113,23 +113,19 @@ end
 -- 1 opt_error, 2 check_options, 3 connect, 4 its caller
 local function opt_error(msg) error(msg, 4) end
 
+local option_spec = {
+	host = "string", port = "number", username = "string", password = "string",
+	db = "number", connect_timeout = "number",
+	ping_interval = function(v) if v ~= false and type(v) ~= "number" then return "a number or false" end end,
+	max_pending = "number", reconnect = "boolean|table", report_errors = "boolean",
+}
+
 local function check_options(o)
 	if type(o) ~= "table" then
 		error("bad argument #1 to 'connect' (table expected, got " .. type(o) .. ")", 3)
 	end
-	local types = {
-		host = "string", port = "number", username = "string", password = "string",
-		db = "number", connect_timeout = "number", ping_interval = "number",
-		max_pending = "number", reconnect = "table", report_errors = "boolean",
-	}
-	for k, v in pairs(o) do
-		local want = types[k]
-		if not want then opt_error("unknown option '" .. tostring(k) .. "'") end
-		if type(v) ~= want and not ((k == "reconnect" or k == "ping_interval") and v == false)
-			and not (k == "reconnect" and v == true) then
-			opt_error(("option '%s' must be a %s, got %s"):format(k, want, require("lws.options").show(v)))
-		end
-	end
+	-- 1 check, 2 check_options, 3 connect, 4 its caller
+	require("lws.options").check(o, option_spec, 3)
 	local c = {}
 	for k, v in pairs(M.defaults) do c[k] = v end
 	for k, v in pairs(o) do c[k] = v end

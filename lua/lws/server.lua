@@ -316,12 +316,9 @@ function M.install(lws, handlers)
 		return srv:fields().options.host or "127.0.0.1", srv:port()
 	end
 
-	--- server:clients_count()
-	function server_methods.client_count(srv)
-		local n = 0
-		for _ in pairs(srv:fields().clients) do n = n + 1 end
-		return n
-	end
+	--- server:client_count() -> the open connections
+	-- C counts them (the same set as srv.clients, kept in step at open and close)
+	server_methods.client_count = core.server_methods.connection_count
 	lws.header_lines = M.header_lines
 end
 

@@ -192,30 +192,27 @@ local function header_string(headers, o)
 	return #out > 0 and table.concat(out) or nil
 end
 
-local checkers = {
-	headers = function(v) if type(v) ~= "table" then return "table" end end,
-	origin = function(v) if type(v) ~= "string" then return "string" end end,
-	ca = function(v) if type(v) ~= "string" then return "string" end end,
-	insecure = function(v) if type(v) ~= "boolean" then return "boolean" end end,
-	connect_timeout = function(v) check_number("connect_timeout", v, 1) end,
-	max_message_size = function(v) check_number("max_message_size", v, 0, true) end,
-	max_queue_bytes = function(v) check_number("max_queue_bytes", v, 0, true) end,
-	close_timeout = function(v) check_number("close_timeout", v, 1, true) end,
-	heartbeat = function(v) if type(v) ~= "table" then return "table" end end,
-	reconnect = function() end,
-	final_codes = function(v) if type(v) ~= "table" then return "table" end end,
-	queue_while_reconnecting = function(v) check_number("queue_while_reconnecting", v, 0, true) end,
+-- a number >= min (an integer, or math.huge, with integer)
+local function at_least(min, integer)
+	return function(v)
+		if type(v) ~= "number" or v ~= v or v < min or (integer and math.type(v) ~= "integer" and v ~= math.huge) then
+			return ("a%s number >= %s"):format(integer and "n integer" or "", min)
+		end
+	end
+end
+
+local option_spec = {
+	headers = "table", origin = "string", ca = "string", insecure = "boolean",
+	connect_timeout = at_least(1), max_message_size = at_least(0, true),
+	max_queue_bytes = at_least(0, true), close_timeout = at_least(1, true),
+	heartbeat = "table", reconnect = "boolean|table", final_codes = "table",
+	queue_while_reconnecting = at_least(0, true),
 }
 
 local function check_options(options)
+	-- no position here: new() re-raises at its caller
 	local o = {}
-	for k, v in pairs(options) do
-		local check = checkers[k]
-		if not check then opt_error("unknown option '" .. tostring(k) .. "'") end
-		local want = check(v)
-		if want then opt_error(("option '%s' must be a %s, got %s"):format(k, want, require("lws.options").show(v))) end
-		o[k] = v
-	end
+	for k, v in pairs(require("lws.options").check(options, option_spec, 0)) do o[k] = v end
 	o.connect_timeout = o.connect_timeout or M.connect_timeout
 	o.headers = o.headers and header_string(o.headers, o)
 	if o.reconnect == false then o.reconnect = nil end
