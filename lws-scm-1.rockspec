@@ -78,6 +78,8 @@ build = {
    -- the Socket.IO browser bundles served at /socket.io/socket.io.js: a
    -- dotted key names the directory (lws/socketio/clientN/), the file keeps
    -- its own name
+   -- lua-language-server definitions: lib/luarocks/rocks-5.4/lws/<version>/types
+   copy_directories = { "types" },
    install = {
       -- the lws command (connect / serve / bench)
       bin = { lws = "bin/lws" },
