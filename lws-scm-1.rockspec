@@ -45,7 +45,7 @@ build = {
    modules = {
       ["lws.core"] = {
          sources = {
-            "csrc/client.c", "csrc/conn.c", "csrc/core.c", "csrc/evloop.c", "csrc/files.c", "csrc/http_head.c",
+            "csrc/client.c", "csrc/conn.c", "csrc/core.c", "csrc/evloop.c", "csrc/files.c", "csrc/frame.c", "csrc/http_head.c",
             "csrc/listen.c", "csrc/lws_core.c", "csrc/luatype.c", "csrc/msgbuf.c", "csrc/proto.c", "csrc/redis.c",
             "csrc/request.c", "csrc/server.c", "csrc/signal.c", "csrc/timer.c", "csrc/watch.c",
             "csrc/workers.c",

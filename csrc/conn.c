@@ -81,6 +81,14 @@ pings_clear(struct conn *c)
 	}
 	c->pings_tail = NULL;
 	c->ping_pending = 0;
+	while (c->pongs) {
+		struct conn_ping *p = c->pongs;
+
+		c->pongs = p->next;
+		free(p);
+	}
+	c->pongs_tail = NULL;
+	c->pong_pending = 0;
 }
 
 /* ---- send queue ------------------------------------------------------ */
@@ -101,10 +109,27 @@ sendq_clear(struct conn *c)
 	c->inflight = NULL;
 }
 
+static void flush_list(struct conn *c);
+
+/* Our frames before the client's first bytes: lws keeps the wsi in its
+ * h1 keep-alive state, where it calls no WRITEABLE (nor drains what it
+ * buffered) until the next request would begin (roles/h1/ops-h1.c
+ * try_pollout needs hdr_parsing_completed). We write from the pre-poll
+ * flush instead (own_writeable). */
+static int
+own_before_raw(const struct conn *c)
+{
+	return c->own && !c->raw;
+}
+
 static void
 ask_writable(struct conn *c)
 {
-	if (c->wsi)
+	if (!c->wsi)
+		return;
+	if (own_before_raw(c))
+		flush_list(c);
+	else
 		lws_callback_on_writable(c->wsi);
 }
 
@@ -118,6 +143,9 @@ ask_writable(struct conn *c)
 static int
 flush_direct_ok(const struct conn *c)
 {
+	if (c->own)   /* our frames: Pongs and Pings too, all in order */
+		return c->wsi && c->state == CONN_OPEN && !c->pmd && !c->inflight &&
+		       !lws_partial_buffered(c->wsi);
 	return c->wsi && c->state == CONN_OPEN && !c->pmd && !c->ping_pending &&
 	       !c->got_peer_close && !c->inflight && !lws_partial_buffered(c->wsi);
 }
@@ -142,12 +170,17 @@ flush_unlist(struct conn *c)
 static void
 want_write(struct conn *c)
 {
+	if (!flush_direct_ok(c))
+		ask_writable(c);
+	else
+		flush_list(c);
+}
+
+static void
+flush_list(struct conn *c)
+{
 	struct ctx *x = c->ctx;
 
-	if (!flush_direct_ok(c)) {
-		ask_writable(c);
-		return;
-	}
 	if (c->flush_listed)
 		return;
 	c->flush_prev = NULL;
@@ -165,17 +198,30 @@ want_write(struct conn *c)
 void
 conn_flush_all(struct ctx *x)
 {
-	struct conn *c;
+	struct conn *c, *list;
 
 	if (!x->lws || x->destroying)
 		return;
-	while ((c = x->flush_head)) {
-		flush_unlist(c);
-		if (!flush_direct_ok(c)) {
+	/* what this turn's writes list again is for the next turn */
+	list = x->flush_head;
+	x->flush_head = NULL;
+	if (list)
+		list->flush_prev = NULL;
+	while ((c = list)) {
+		list = c->flush_next;
+		if (list)
+			list->flush_prev = NULL;
+		c->flush_prev = c->flush_next = NULL;
+		c->flush_listed = 0;
+		if (!own_before_raw(c) && !flush_direct_ok(c)) {
 			ask_writable(c);
 			continue;
 		}
-		if (conn_writeable(c) < 0)
+		if (conn_writeable(c) >= 0)
+			continue;
+		if (c->own && c->wsi)   /* our Close is out, or the socket failed */
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+		else
 			conn_abort(c);   /* the socket failed: lws closes it (1006) */
 	}
 }
@@ -319,7 +365,9 @@ conn_fail(struct conn *c, uint16_t code, const char *reason)
 	c->rx_failed = 1;
 	set_close(c, code, reason, strlen(reason));
 	if (c->wsi) {
-		lws_rx_flow_control(c->wsi, 0);
+		/* own framing reads on, dropping data, for the peer's Close */
+		if (!c->own)
+			lws_rx_flow_control(c->wsi, 0);
 		arm_backstop(c);
 		ask_writable(c);
 	}
@@ -407,6 +455,11 @@ protocol_error(struct conn *c, uint16_t code, const char *msg)
 	struct ctx *x = c->ctx;
 
 	conn_fail(c, code, msg);
+	/* our own frames: what was queued before the bad frame arrived (the
+	 * echoes of the messages before it) still leaves ahead of the Close,
+	 * as it would from Node's ws, which writes at once */
+	if (c->own && c->fail == FAIL_DROP)
+		c->fail = FAIL_DRAIN;
 	if (core_dispatch_prepare(x, c->self_ref, "error") == 0) {
 		lua_pushstring(x->L, msg);
 		lua_pushinteger(x->L, code);
@@ -414,27 +467,22 @@ protocol_error(struct conn *c, uint16_t code, const char *msg)
 	}
 }
 
-/* One RECEIVE chunk: never spans two frames; first/final are about the
- * whole message (docs/libwebsockets-4.1.md §2). */
+/* A piece of a data message: first/final are about the whole message;
+ * remain is what the frame still announces (0 when unknown) */
 static int
-conn_receive(struct conn *c, const void *in, size_t len)
+rx_data(struct conn *c, const void *in, size_t len, int first, int final, int binary,
+	uint64_t remain)
 {
-	struct lws *wsi = c->wsi;
-	int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
-
-	c->last_rx = lws_now_usecs();
 	if (c->state != CONN_OPEN || c->rx_failed)
 		return 0;   /* closing: what still arrives is dropped */
 	if (first) {
 		c->rlen = 0;
-		c->rx_binary = (uint8_t)!!lws_frame_is_binary(wsi);
+		c->rx_binary = (uint8_t)!!binary;
 		c->utf8_state = UTF8_ACCEPT;
 	}
-	/* refuse before buffering the excess; without pmd lws also tells us
-	 * how much of this frame is still to come, so a frame announcing
-	 * 2^63 bytes fails on its first chunk */
-	if (len > c->max_message - c->rlen ||
-	    (!c->pmd && lws_remaining_packet_payload(wsi) > c->max_message - c->rlen - len)) {
+	/* refuse before buffering the excess; a frame announcing 2^63 bytes
+	 * fails on its first chunk */
+	if (len > c->max_message - c->rlen || remain > c->max_message - c->rlen - len) {
 		protocol_error(c, 1009, "message too big");
 		return 0;
 	}
@@ -482,6 +530,20 @@ conn_receive(struct conn *c, const void *in, size_t len)
 	return 0;
 }
 
+/* One RECEIVE chunk of lws's parser (client connections): never spans
+ * two frames; first/final are about the whole message
+ * (docs/libwebsockets-4.1.md §2). */
+static int
+conn_receive(struct conn *c, const void *in, size_t len)
+{
+	struct lws *wsi = c->wsi;
+
+	c->last_rx = lws_now_usecs();
+	return rx_data(c, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
+		       lws_frame_is_binary(wsi),
+		       c->pmd ? 0 : (uint64_t)lws_remaining_packet_payload(wsi));
+}
+
 static void
 conn_pong(struct conn *c, const void *in, size_t len)
 {
@@ -522,6 +584,149 @@ conn_peer_close(struct conn *c, const unsigned char *in, size_t len)
 	if (c->state == CONN_OPEN)
 		c->state = CONN_CLOSING;
 	return 0;
+}
+
+
+/* ---- own framing: reading ------------------------------------------------ */
+
+/* Server connections read their frames with csrc/frame.c from the byte
+ * stream of lws's raw role (docs/websocket-framing.md): every Ping gets
+ * its Pong ahead of data, close codes arrive as sent, and a Close is
+ * answered after what was queued before it. */
+#define CONN_PONGS_MAX 16   /* Pongs owed at once; past it the oldest goes (RFC 6455 5.5.3) */
+
+static int
+own_data(void *ud, unsigned char *p, size_t n, int first, int final, int binary,
+	 int compressed, uint64_t remain)
+{
+	(void)compressed;
+	return rx_data(ud, p, n, first, final, binary, remain) ? 1 : 0;
+}
+
+static void
+own_pong_owed(struct conn *c, const unsigned char *p, size_t n)
+{
+	struct conn_ping *pong;
+
+	if (c->pong_pending >= CONN_PONGS_MAX) {
+		pong = c->pongs;   /* reuse the oldest: the newest Pings are answered */
+		c->pongs = pong->next;
+		if (!c->pongs)
+			c->pongs_tail = NULL;
+		c->pong_pending--;
+	} else if (!(pong = malloc(sizeof(*pong)))) {
+		conn_fail(c, 1011, "out of memory");
+		return;
+	}
+	pong->next = NULL;
+	pong->len = (uint8_t)n;
+	memcpy(pong->buf + LWS_PRE, p, n);
+	if (c->pongs_tail)
+		c->pongs_tail->next = pong;
+	else
+		c->pongs = pong;
+	c->pongs_tail = pong;
+	c->pong_pending++;
+	want_write(c);
+}
+
+static int
+own_control(void *ud, unsigned opcode, unsigned char *p, size_t n)
+{
+	struct conn *c = ud;
+	uint16_t code = 1005;
+	int bad;
+
+	switch (opcode) {
+	case 9:   /* Ping: answered unless our Close is on its way */
+		if (c->state == CONN_OPEN || (c->state == CONN_CLOSING && !c->fail))
+			own_pong_owed(c, p, n);
+		return 0;
+	case 10:
+		conn_pong(c, p, n);
+		return 0;
+	default:   /* 8, Close: nothing after it counts */
+		bad = proto_close_payload(p, n, &code);
+		if (bad) {
+			protocol_error(c, (uint16_t)bad, bad == 1007 ? "invalid UTF-8 in close reason" :
+				       "invalid close frame");
+			c->fr.state = FRAME_DEAD;   /* no answer to wait for */
+			return 1;
+		}
+		c->got_peer_close = 1;
+		c->peer_code = code;
+		c->peer_reason_len = (uint8_t)(n > 2 ? n - 2 : 0);
+		memcpy(c->peer_reason, p + 2, c->peer_reason_len);
+		c->peer_reason[c->peer_reason_len] = '\0';
+		if (c->state == CONN_OPEN) {
+			/* answer with the same code once what was queued has left */
+			c->state = CONN_CLOSING;
+			if (code != 1005)
+				set_close(c, code, c->peer_reason, c->peer_reason_len);
+			else
+				c->close_code = 1005;
+			arm_backstop(c);
+		}
+		ask_writable(c);
+		return 1;
+	}
+}
+
+static void
+own_error(void *ud, uint16_t code, const char *msg)
+{
+	protocol_error(ud, code, msg);
+}
+
+static const struct frame_sink own_sink = { own_data, own_control, own_error };
+
+/* bytes from lws's raw role (or the h1 role's fallback to it) */
+static int
+own_rx(struct conn *c, unsigned char *in, size_t len)
+{
+	c->last_rx = lws_now_usecs();
+	if (c->state == CONN_CLOSED || c->got_peer_close || c->fr.state == FRAME_DEAD)
+		return 0;   /* after the peer's Close or a broken frame: nothing counts */
+	frame_parse(&c->fr, in, len, &own_sink, c);
+	/* we had sent our Close and this is the answer: the handshake is
+	 * complete, and the server closes the TCP connection (RFC 6455 7.1.1) */
+	if (c->got_peer_close && c->close_sent)
+		return -1;
+	return 0;
+}
+
+/* After our 101, lws takes the request as answered and gives the wsi its
+ * HTTP keep-alive timeout (lws_http_transaction_completed): on the next
+ * turn, a connection waiting for its first frame has no timeout but ours */
+static void
+own_settle(struct ctx *x, void *arg, int arg_ref)
+{
+	struct conn *c = arg;
+
+	(void)x;
+	(void)arg_ref;   /* kept the userdata alive until now */
+	if (!c->wsi || c->raw)
+		return;
+	if (c->state == CONN_CLOSING)
+		arm_backstop(c);
+	else
+		lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+}
+
+/* The upgrade was answered with our own 101 (inside HTTP_CONFIRM_UPGRADE):
+ * from now on the frames are ours. The wsi stays in lws's h1 role until
+ * the client's first bytes, which are not HTTP, make lws hand it to the
+ * raw role (LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG, set
+ * on our server vhosts by csrc/server.c) */
+void
+conn_own_framing(struct conn *c, int pmd)
+{
+	lua_State *L = c->ctx->L;
+
+	c->own = 1;
+	frame_rx_init(&c->fr, 1, pmd);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
+	core_defer(c->ctx, own_settle, c, luaL_ref(L, LUA_REGISTRYINDEX));
 }
 
 /* ---- WRITEABLE --------------------------------------------------------- */
@@ -613,12 +818,16 @@ write_batch(struct conn *c)
 	return count;
 }
 
+static int own_writeable(struct conn *c);
+
 static int
 conn_writeable(struct conn *c)
 {
 	struct lws *wsi = c->wsi;
 	size_t budget = WRITE_BUDGET;
 
+	if (c->own)
+		return own_writeable(c);
 	if (!wsi || c->state == CONN_CLOSED)
 		return 0;
 	if (c->inflight) {
@@ -707,6 +916,179 @@ conn_writeable(struct conn *c)
 	return 0;
 }
 
+
+/* ---- own framing: writing ------------------------------------------------ */
+
+/* Owed Pongs, then ping() Pings, as one write ahead of any data */
+static int
+own_write_controls(struct conn *c)
+{
+	unsigned char *out = c->ctx->batch + LWS_PRE;
+	size_t used = 0;
+
+	while (c->pongs || (c->pings && c->state == CONN_OPEN)) {
+		struct conn_ping *p = c->pongs ? c->pongs : c->pings;
+		int pong = p == c->pongs;
+
+		used += frame_header(out + used, 1, 0, pong ? 10 : 9, p->len);
+		memcpy(out + used, p->buf + LWS_PRE, p->len);
+		used += p->len;
+		if (pong) {
+			c->pongs = p->next;
+			if (!c->pongs)
+				c->pongs_tail = NULL;
+			c->pong_pending--;
+		} else {
+			c->pings = p->next;
+			if (!c->pings)
+				c->pings_tail = NULL;
+			c->ping_pending--;
+		}
+		free(p);
+		if (used > sizeof(c->ctx->batch) - LWS_PRE - 128)
+			break;
+	}
+	if (used && lws_write(c->wsi, out, used, LWS_WRITE_RAW) < (int)used)
+		return -1;
+	return 0;
+}
+
+/* One frame of m from off: the header goes into the bytes before it (the
+ * msgbuf's headroom, or the tail of the previous fragment, which other
+ * queues sharing m may still need: put back) */
+static int
+own_write_piece(struct conn *c, struct msgbuf *m, size_t off, size_t chunk, int first, int last)
+{
+	unsigned char hdr[FRAME_HEADER_MAX], saved[FRAME_HEADER_MAX];
+	unsigned char *p = m->data + LWS_PRE + off;
+	size_t hl = frame_header(hdr, last, 0, first ? (m->binary ? 2u : 1u) : 0u, chunk);
+	int n;
+
+	memcpy(saved, p - hl, hl);
+	memcpy(p - hl, hdr, hl);
+	n = lws_write(c->wsi, p - hl, chunk + hl, LWS_WRITE_RAW);
+	memcpy(p - hl, saved, hl);
+	return n < (int)(chunk + hl) ? -1 : 0;
+}
+
+static int
+own_write_close(struct conn *c)
+{
+	unsigned char *out = c->ctx->batch + LWS_PRE;
+	size_t n = 0;
+
+	if (c->close_code != 1005) {
+		out[2] = (unsigned char)(c->close_code >> 8);
+		out[3] = (unsigned char)c->close_code;
+		memcpy(out + 4, c->close_reason, c->close_reason_len);
+		n = 2 + (size_t)c->close_reason_len;
+	}
+	frame_header(out, 1, 0, 8, n);
+	c->close_sent = 1;
+	return lws_write(c->wsi, out, n + 2, LWS_WRITE_RAW) < (int)(n + 2) ? -1 : 0;
+}
+
+/* Before the raw role nothing drains lws's buflist_out for us: each call
+ * of lws_write(NULL, 0) sends what the socket takes of it, and a timer
+ * tries again while the peer is slow to read (own_before_raw). Returns
+ * nonzero while something is still held. */
+#define OWN_DRAIN_RETRY_US (10 * LWS_US_PER_MS)
+
+static void
+own_drain_retry(lws_sorted_usec_list_t *sul)
+{
+	struct conn *c = lws_container_of(sul, struct conn, sul_drain);
+
+	if (c->wsi)
+		flush_list(c);
+}
+
+static int
+own_drain(struct conn *c)
+{
+	int i;
+
+	if (c->raw) {
+		ask_writable(c);
+		return 1;
+	}
+	for (i = 0; i < 64 && lws_partial_buffered(c->wsi); i++)
+		if (lws_write(c->wsi, NULL, 0, LWS_WRITE_RAW) < 0)
+			return 1;
+	if (!lws_partial_buffered(c->wsi))
+		return 0;
+	lws_sul_schedule(lws_get_context(c->wsi), 0, &c->sul_drain, own_drain_retry,
+			 OWN_DRAIN_RETRY_US);
+	return 1;
+}
+
+/* The writer of a connection whose frames are ours: Pongs and Pings,
+ * then data (not when failing), then our Close; after it, the TCP
+ * connection closes once the peer's Close is in (or at once if it came
+ * first, or the stream is broken). Returns -1 to close. */
+static int
+own_writeable(struct conn *c)
+{
+	struct lws *wsi = c->wsi;
+	size_t budget = WRITE_BUDGET;
+
+	if (!wsi || c->state == CONN_CLOSED)
+		return 0;
+	if (lws_partial_buffered(wsi) && own_drain(c))   /* see conn_writeable */
+		return 0;
+	if (c->close_sent)
+		return c->got_peer_close || c->fr.state == FRAME_DEAD ? -1 : 0;
+	if (own_write_controls(c))
+		return -1;
+	while (c->fail != FAIL_DROP && c->qcount && !lws_partial_buffered(wsi)) {
+		struct sendq_entry *e = &c->q[c->qhead];
+		struct msgbuf *m = e->m;
+		size_t chunk = m->len - e->off;
+		int first = e->off == 0, last;
+
+		if (c->qcount > 1 && first && m->len <= BATCH_MAX) {
+			if (write_batch(c) < 0)
+				return -1;
+			if (budget <= BATCH_BUF)
+				break;
+			budget -= BATCH_BUF;
+			continue;
+		}
+		if (chunk > FRAG_SIZE)
+			chunk = FRAG_SIZE;
+		last = e->off + chunk == m->len;
+		if (own_write_piece(c, m, e->off, chunk, first, last))
+			return -1;
+		e->off += chunk;
+		c->qbytes -= chunk;
+		c->bytes_out += chunk;
+		if (last) {
+			c->msgs_out++;
+			c->qhead = (c->qhead + 1) % c->qcap;
+			c->qcount--;
+			msgbuf_unref(m);
+		}
+		if (chunk >= budget)
+			break;
+		budget -= chunk;
+		if (c->pongs)   /* a Ping came in meanwhile: its Pong goes next */
+			break;
+	}
+	if (c->state == CONN_CLOSING && (c->fail == FAIL_DROP || !c->qcount) &&
+	    !lws_partial_buffered(wsi)) {
+		if (own_write_close(c))
+			return -1;
+		if (!lws_partial_buffered(wsi) && (c->got_peer_close || c->fr.state == FRAME_DEAD))
+			return -1;
+	}
+	if (lws_partial_buffered(wsi) && own_drain(c))
+		return 0;
+	if (c->qcount || c->pongs || (c->pings && c->state == CONN_OPEN) ||
+	    (c->state == CONN_CLOSING && !c->close_sent) || lws_partial_buffered(wsi))
+		ask_writable(c);
+	return 0;
+}
+
 /* the wsi whose request headers are still readable: a server connection
  * between its upgrade request and ESTABLISHED (the verify hook), else NULL */
 struct lws *
@@ -718,6 +1100,33 @@ conn_handshake_wsi(struct conn *c)
 int
 conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len)
 {
+	if (c->own) {
+		switch (reason) {
+		case LWS_CALLBACK_RAW_ADOPT:   /* the client's first bytes: now raw */
+			c->raw = 1;
+			if (c->state == CONN_CLOSING)
+				arm_backstop(c);   /* lws cleared the wsi's timeout */
+			return 0;
+		case LWS_CALLBACK_RAW_RX:
+			return own_rx(c, in, len);
+		case LWS_CALLBACK_RAW_WRITEABLE:
+		case LWS_CALLBACK_HTTP_WRITEABLE:   /* before the first bytes */
+			return own_writeable(c);
+		case LWS_CALLBACK_RAW_CLOSE:
+		case LWS_CALLBACK_CLOSED_HTTP:
+			conn_finalize(c, NULL);
+			return 0;
+		case LWS_CALLBACK_HTTP:
+			/* the upgrade request itself, for its owner to answer
+			 * (csrc/server.c server_switch); any later one is HTTP
+			 * after the upgrade: not a WebSocket peer */
+			return c->state == CONN_CONNECTING ? CONN_NOT_HANDLED : -1;
+		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+			return -1;
+		default:
+			return CONN_NOT_HANDLED;
+		}
+	}
 	switch (reason) {
 	case LWS_CALLBACK_RECEIVE:
 	case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -750,6 +1159,7 @@ conn_finalize(struct conn *c, const char *why)
 	int clean = 0, ref = c->self_ref;
 
 	flush_unlist(c);
+	lws_sul_cancel(&c->sul_drain);   /* a node of the context's timer list */
 	if (c->state == CONN_CLOSED && !c->wsi)
 		return;
 	/* a server-side wsi stays homed at its server until WSI_DESTROY */
@@ -934,7 +1344,10 @@ conn_ping(lua_State *L)
 		c->pings = ping;
 	c->pings_tail = ping;
 	c->ping_pending++;
-	ask_writable(c);
+	if (c->own)
+		want_write(c);
+	else
+		ask_writable(c);
 	lua_pushboolean(L, 1);
 	return 1;
 }

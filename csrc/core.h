@@ -184,6 +184,9 @@ int msgbuf_set_key(struct msgbuf *m, const char *key, size_t klen);
 void msgbuf_unref(struct msgbuf *m);
 
 /* conn.c: what server.c and client.c need of a connection */
+/* conn.fail: closing because of an error, dropping the queue (DROP) or
+ * after what was queued before the error (DRAIN, own framing) */
+enum { FAIL_DROP = 1, FAIL_DRAIN = 2 };
 enum conn_state { CONN_CONNECTING = 0, CONN_OPEN = 1, CONN_CLOSING = 2, CONN_CLOSED = 3 };
 
 struct sendq_entry {
@@ -204,7 +207,7 @@ struct conn {
 	uint8_t is_client;
 	uint8_t rx_binary;
 	uint8_t rx_failed;            /* stop accumulating, we are failing */
-	uint8_t fail;                 /* closing because of an error: drop the queue */
+	uint8_t fail;                 /* closing because of an error: FAIL_* */
 	uint8_t close_sent;
 	uint8_t got_peer_close;
 	uint8_t ping_pending;         /* Pings queued in pings (at most CONN_PINGS_MAX) */
@@ -231,6 +234,14 @@ struct conn {
 	char close_reason[124];
 	char peer_reason[124];
 	struct conn_ping *pings, *pings_tail;   /* ping() calls not yet written, in order */
+	/* own framing (server connections): we parse and write the frames
+	 * ourselves over lws's byte stream (csrc/frame.c) */
+	uint8_t own;                  /* this connection's frames are ours */
+	uint8_t raw;                  /* lws moved its wsi to the raw role */
+	uint8_t pong_pending;         /* Pongs owed in pongs */
+	struct conn_ping *pongs, *pongs_tail;   /* answers to the peer's Pings, in order */
+	struct frame_rx fr;
+	lws_sorted_usec_list_t sul_drain;   /* own_drain's retry before the raw role */
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
 	uint64_t drops;               /* messages refused or evicted (queue full) */
@@ -246,6 +257,8 @@ int conn_established(struct conn *c);
  * returns, or CONN_NOT_HANDLED for any other reason */
 #define CONN_NOT_HANDLED 2
 struct lws *conn_handshake_wsi(struct conn *c);
+/* the upgrade was answered with our own 101: our frames from now on */
+void conn_own_framing(struct conn *c, int pmd);
 int conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len);
 void conn_finalize(struct conn *c, const char *why);
 void conn_fail(struct conn *c, uint16_t code, const char *reason);
@@ -299,6 +312,9 @@ int request_open(lua_State *L);
  * is "name: value\r\n" lines or NULL */
 int http_reply(struct lws *wsi, int status, const char *extra, const char *body,
 	       size_t blen);
+/* the 101 of an accepted WebSocket upgrade, written raw */
+int http_switching(struct lws *wsi, const char *key, const char *protocol,
+		   const char *extensions, const char *extra);
 /* "date: <IMF-fixdate>\r\n" for now (RFC 9110 6.6.1), cached per second */
 const char *http_date_line(size_t *len);
 

@@ -103,3 +103,47 @@ http_reply(struct lws *wsi, int status, const char *extra, const char *body,
 	return 0;
 }
 
+
+/* Our answer to an accepted WebSocket upgrade (RFC 6455 4.2.2), written
+ * raw: from here on the connection's frames are ours (csrc/conn.c).
+ * key: the client's Sec-WebSocket-Key; protocol, extensions: the values
+ * chosen, or NULL; extra: "name: value\r\n" lines from the upgrade hook */
+int
+http_switching(struct lws *wsi, const char *key, const char *protocol, const char *extensions,
+	       const char *extra)
+{
+	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+	char joined[64 + sizeof(guid)], accept[32];
+	unsigned char sha[20], *buf, *p;
+	size_t klen = strlen(key), dlen, cap;
+	const char *date = http_date_line(&dlen);
+	int n;
+
+	if (klen > 64)
+		return -1;
+	memcpy(joined, key, klen);
+	memcpy(joined + klen, guid, sizeof(guid) - 1);
+	lws_SHA1((unsigned char *)joined, klen + sizeof(guid) - 1, sha);
+	if (lws_b64_encode_string((char *)sha, 20, accept, sizeof(accept)) < 0)
+		return -1;
+	cap = 256 + dlen + (protocol ? strlen(protocol) : 0) +
+	      (extensions ? strlen(extensions) : 0) + (extra ? strlen(extra) : 0);
+	buf = malloc(LWS_PRE + cap);
+	if (!buf)
+		return -1;
+	p = buf + LWS_PRE;
+	n = snprintf((char *)p, cap,
+		     "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+		     "connection: Upgrade\r\nsec-websocket-accept: %s\r\n%s%s%s%s%s%s%s%s\r\n",
+		     accept, protocol ? "sec-websocket-protocol: " : "", protocol ? protocol : "",
+		     protocol ? "\r\n" : "", extensions ? "sec-websocket-extensions: " : "",
+		     extensions ? extensions : "", extensions ? "\r\n" : "", extra ? extra : "",
+		     date);
+	if (n < 0 || (size_t)n >= cap) {
+		free(buf);
+		return -1;
+	}
+	n = lws_write(wsi, p, (size_t)n, LWS_WRITE_RAW) < n ? -1 : 0;
+	free(buf);
+	return n;
+}

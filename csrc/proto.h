@@ -86,6 +86,46 @@ void proto_chunked_init(struct proto_chunked *c);
 int proto_chunked_decode(struct proto_chunked *c, const unsigned char *in, size_t len,
 			 unsigned char *out, size_t *out_len, size_t *used, uint64_t max);
 
+
+/* ---- WebSocket frames (RFC 6455 5), csrc/frame.c ---- */
+
+/* What the parser hands on, in wire order. data: a piece of a data
+ * message, unmasked in place (first/final: of the whole message, so an
+ * empty final frame still arrives with n 0; remain: bytes of this frame
+ * still to come). control: a whole Close/Ping/Pong (opcode 8/9/10).
+ * error: the peer broke the protocol, with the close code to fail with.
+ * data and control return nonzero to stop the parser. */
+struct frame_sink {
+	int (*data)(void *ud, unsigned char *p, size_t n, int first, int final, int binary,
+		    int compressed, uint64_t remain);
+	int (*control)(void *ud, unsigned opcode, unsigned char *p, size_t n);
+	void (*error)(void *ud, uint16_t code, const char *msg);
+};
+
+struct frame_rx {
+	uint64_t remain;         /* payload bytes of this frame still to come */
+	uint8_t hdr[14], hlen;   /* the header being read */
+	uint8_t state, server, rsv1_ok;
+	uint8_t fin, opcode, masked, mask[4], mpos;
+	uint8_t in_msg, first, msg_binary, msg_compressed;
+	uint8_t ctl_len;
+	unsigned char ctl[125];  /* a control frame's payload */
+};
+
+/* server: frames must be masked (else masked frames are refused);
+ * rsv1_ok: permessage-deflate was negotiated */
+void frame_rx_init(struct frame_rx *f, int server, int rsv1_ok);
+#define FRAME_DEAD 2   /* frame_rx.state after an error */
+/* Feeds in[0..len) (unmasked in place). Returns 0, or -1 once error was
+ * called or a sink callback asked to stop; after an error the parser
+ * stays failed. */
+int frame_parse(struct frame_rx *f, unsigned char *in, size_t len, const struct frame_sink *s,
+		void *ud);
+/* Writes an unmasked frame header to out (room for 10 bytes); returns
+ * its length */
+size_t frame_header(unsigned char *out, int fin, int rsv1, unsigned opcode, uint64_t len);
+#define FRAME_HEADER_MAX 10
+
 #pragma GCC visibility pop
 
 #endif

@@ -29,6 +29,8 @@
 #define KILL_ARG ((void *)"kill")   /* argp of our LWS_CALLBACK_USER sweep */
 
 static void server_conn_gone(struct conn *c);
+static void server_link_conn(struct server *s, struct conn *c);
+static int server_own_upgrade(struct conn *c, struct lws *wsi, const char *protos, int plen);
 
 static struct server *
 server_check(lua_State *L, int idx)
@@ -318,7 +320,7 @@ push_http_request(lua_State *L, struct lws *wsi, const char *method)
  * then Lua. Returns 0 to let lws upgrade, -1 after writing a refusal (or
  * to hang up). */
 static int
-server_confirm_upgrade(struct server *s, struct lws *wsi)
+server_confirm_upgrade(struct server *s, struct lws *wsi, char *upgrade)
 {
 	struct server_vhost *sv = vhost_slot(wsi);
 	struct ctx *x = s->ctx;
@@ -388,6 +390,15 @@ server_confirm_upgrade(struct server *s, struct lws *wsi)
 	}
 	/* results: accept, protocol|status, headers, body */
 	accept = lua_toboolean(L, -4);
+	if (accept && !s->pmd) {
+		int rc = server_own_upgrade(c, wsi, protos, plen);
+
+		free(protos);
+		lua_settop(L, top);
+		if (rc == 0)
+			*(char *)upgrade = '\0';   /* see server_own_upgrade */
+		return rc;
+	}
 	if (!accept) {
 		int status = (int)luaL_optinteger(L, -3, 400);
 		const char *body = lua_tostring(L, -1);
@@ -438,6 +449,66 @@ server_confirm_upgrade(struct server *s, struct lws *wsi)
 	free(protos);
 	lua_settop(L, top);
 	return 0;
+}
+
+/* An upgrade the hook accepted, to be answered by us: its results are on
+ * the stack (accept, protocol, headers, body). We want lws to take the
+ * request as answered and keep the socket for our frames
+ * (lws_http_transaction_completed), which it only does for a keep-alive
+ * request, and it reads Connection: for that in lws_http_action, after
+ * this callback. So the caller blanks the Upgrade header (lws then serves
+ * the request as plain HTTP, as for h2c) and our 101 is written from the
+ * LWS_CALLBACK_HTTP that follows (server_switch). Returns 0, or -1 after
+ * a refusal. */
+static int
+server_own_upgrade(struct conn *c, struct lws *wsi, const char *protos, int plen)
+{
+	lua_State *L = c->ctx->L;
+
+	if (lua_type(L, -3) == LUA_TSTRING) {
+		const char *chosen = lua_tostring(L, -3);
+
+		if (!protos || !proto_list_has(protos, (size_t)plen, chosen)) {
+			conn_release_unopened(c);
+			return refuse(wsi, 500, NULL,
+				      "upgrade hook chose a subprotocol the client did not offer");
+		}
+		c->protocol = strdup(chosen);
+	}
+	if (lua_type(L, -2) == LUA_TSTRING)
+		c->extra_headers = strdup(lua_tostring(L, -2));
+	c->own = 1;   /* the 101 is still to be written: state CONNECTING */
+	return 0;
+}
+
+/* LWS_CALLBACK_HTTP of an upgrade server_own_upgrade accepted: our 101,
+ * then the connection is open and its frames are ours (csrc/conn.c) */
+static int
+server_switch(struct server *s, struct conn *c, struct lws *wsi)
+{
+	char *key = hdr_dup(wsi, WSI_TOKEN_KEY, NULL);
+	int bad = !key || http_switching(wsi, key, c->protocol, NULL, c->extra_headers);
+
+	free(key);
+	free(c->extra_headers);
+	c->extra_headers = NULL;
+	if (bad) {
+		conn_release_unopened(c);
+		return -1;
+	}
+	conn_own_framing(c, 0);
+	if (lws_http_transaction_completed(wsi)) {
+		conn_release_unopened(c);
+		return -1;
+	}
+	server_link_conn(s, c);
+	s->n_accepted++;
+	if (s->closing) {
+		c->state = CONN_OPEN;
+		conn_request_close(c, 1001, "server closing", 14);
+		return 0;
+	}
+	return conn_established(c);
 }
 
 static int
@@ -714,7 +785,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			 * and h2c reach here unanswered, from a keep-alive
 			 * connection's later request): no second answer */
 			return -1;
-		return server_confirm_upgrade(s, wsi);
+		return server_confirm_upgrade(s, wsi, in);
 
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
 		/* lws bound the borrowed name: blank it unless Lua chose it */
@@ -753,9 +824,18 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			conn_finalize(c, NULL);
 		break;
 
+	case LWS_CALLBACK_RAW_ADOPT:
+	case LWS_CALLBACK_RAW_RX:
+		/* lws's fallback to its raw role (a CONNECT, or bytes that are
+		 * not HTTP) on a wsi that is not one of our upgraded
+		 * connections (those conn_callback took): hang up */
+		return -1;
+
 	case LWS_CALLBACK_HTTP:
 		if (!s)
 			return -1;
+		if (c)   /* conn_callback passed it on: ours to answer */
+			return server_switch(s, c, wsi);
 		if (s->closing) {
 			http_reply(wsi, 503, "connection: close\r\n", "server is shutting down", 23);
 			return -1;
@@ -909,7 +989,11 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	info.keepalive_timeout = ka_timeout;
 	/* from a request's first byte to its complete headers (slowloris) */
 	info.timeout_secs_ah_idle = (unsigned)hs_timeout;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	/* after our own 101 the client's first frame is not HTTP: lws then
+	 * moves the same wsi (TLS included) to its raw role, bound to
+	 * protocols[0] (lws_http_to_fallback), and csrc/conn.c reads it */
+	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+		       LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
 	if (cert) {
 		info.ssl_cert_filepath = cert;
 		info.ssl_private_key_filepath = key;

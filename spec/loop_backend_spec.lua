@@ -151,8 +151,8 @@ describe("loop backend", function()
 		assert.is_true(r.shots >= 0.75 * window / 20, "one-shot timers starved: " .. line)
 		assert.is_true(r.late_10 <= r.shots / 10, "one-shot timers late: " .. line)
 		assert.is_true(r.ticks >= 0.8 * window / 50, "interval ticks missing: " .. line)
-		-- our Close frame went out at once; lws then waits 5 s for the peer's
-		-- (PENDING_TIMEOUT_CLOSE_ACK, a timeout sul of lws's own)
+		-- our Close frame went out at once; the server then waits its
+		-- close_timeout (5 s here) for the peer's (an lws timeout of the wsi)
 		assert.is_true(r.close_ms >= 4500 and r.close_ms < 6500, "close-ack timeout: " .. line)
 		raw:close()
 	end)

@@ -3,8 +3,8 @@
 -- load: for WINDOW ms a chain of 20 ms one-shot timers, each armed from a
 -- message callback after the previous one fired; for the next WINDOW ms a
 -- 50 ms interval; and from the start, the close of the "/silent"
--- connection, whose peer never answers, so lws's own 5 s close-ack timeout
--- ends it. Then one JSON line: the loop, one-shots fired and the latest
+-- connection, whose peer never answers, so the server's 5 s close_timeout
+-- (an lws timeout of the wsi) ends it. Then one JSON line: the loop, one-shots fired and the latest
 -- one's lateness (and how many were over 10 ms late), interval ticks, echoes, when the silent connection's
 -- "close" came (-1: never). The ends are seen from the echo traffic, never
 -- from a timer, so starved timers show as missing counts, not as a hang.
@@ -12,7 +12,7 @@
 local lws = require "lws"
 
 local want, window = tonumber(arg[1]), tonumber(arg[2])
-local srv = assert(lws.server { port = 0 })
+local srv = assert(lws.server { port = 0, close_timeout = 5 })
 local open, silent, started, close_ms = 0, nil, nil, nil
 local r = { echoes = 0, shots = 0, late = 0, late_10 = 0, ticks = 0 }
 local armed, interval = false, nil
