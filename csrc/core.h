@@ -1,7 +1,9 @@
-/* core.h: the one shared header of lws.core.
- * Declares the per-Lua-state context, the protected-call and dispatch
- * helpers every userdata file uses, and the small pure helpers (UTF-8,
- * handshake and close checks, refcounted message buffers). */
+/* core.h: the shared header of lws.core.
+ * Declares the per-Lua-state context, the core's helpers every userdata
+ * file uses (core.c, core_call.c, core_hooks.c, luatype.c), and what one
+ * file offers the others (message buffers, connections, requests, HTTP
+ * heads, listening sockets). A struct only its own files read lives in
+ * their header (csrc/request.h, csrc/core_private.h). */
 #ifndef LWS_LUA_CORE_H
 #define LWS_LUA_CORE_H
 
@@ -36,13 +38,10 @@
 #define CORE_API __attribute__((visibility("default")))
 
 /* metatable names (luaL_newmetatable sets __name, so argument errors read
- * "lws.conn expected, got nil") */
-#define CONN_MT "lws.conn"
+ * "lws.conn expected, got nil"); a type that only its own file checks
+ * keeps its name there (lws.timer, lws.request, …) */
+#define CONN_MT "lws.conn"        /* request.c's custom_header takes one too */
 #define SERVER_MT "lws.server"
-#define TIMER_MT "lws.timer"
-#define WATCH_MT "lws.watch"
-#define REQUEST_MT "lws.request"
-#define REDIS_MT "lws.redis.conn"
 
 struct server;
 struct conn;
@@ -169,7 +168,6 @@ extern const struct lws_protocols listen_protocol;   /* server.c: listening sock
 extern const struct lws_protocols redis_protocol;    /* redis.c */
 
 /* redis.c: a hiredis connection, its socket watched with redis_protocol */
-struct redis_conn;
 int redis_open(lua_State *L);
 
 /* msgbuf.c: one payload shared by many send queues */
@@ -259,29 +257,8 @@ void core_flush_soon(struct ctx *x);
 int conn_offer(struct conn *c, struct msgbuf *m);
 void conn_abort(struct conn *c);
 
-/* request.c: one HTTP transaction */
-struct request {
-	int kind;                     /* KIND_REQUEST */
-	struct ctx *ctx;
-	struct server *srv;
-	struct lws *wsi;              /* NULL once answered or closed */
-	int self_ref;                 /* pinned while the transaction lives */
-	int req_ref;                  /* the Lua request table */
-	uint8_t state;
-	uint8_t head;                 /* HEAD: headers only */
-	uint8_t headers_sent;
-	uint8_t close_after;          /* "connection: close" and hang up */
-	uint8_t chunked;              /* the body is being read through ck */
-	uint8_t fix_pending;          /* request_fix_timeout is scheduled */
-	int status;
-	int timeout_s;
-	char *hdrs;                   /* "Name: value\r\n" lines */
-	char *body;                   /* LWS_PRE headroom, then body_len bytes */
-	size_t body_len, body_off;
-	char *rbody;                  /* request body being read */
-	size_t rbody_len, rbody_cap, max_body;
-	struct proto_chunked ck;      /* Transfer-Encoding: chunked decoder */
-};
+/* request.c: one HTTP transaction (struct request: csrc/request.h) */
+struct request;
 
 int request_start(struct server *s, struct lws *wsi,
 		  void (*push_req)(lua_State *L, struct lws *wsi, const char *method));
@@ -290,8 +267,6 @@ int request_body_done(struct request *r);
 int request_deadline(struct request *r);
 int request_writeable(struct request *r);
 void request_closed(struct request *r);
-int request_respond(struct request *r, int status, const char *headers, const char *body,
-		    size_t blen);
 struct server *request_server(struct request *r);
 int request_open(lua_State *L);
 
