@@ -1,338 +1,21 @@
-/* core.c: the per-Lua-state context, the lws_context and its loop
- * (run/stop/shutdown), the one protected-call path every callback into
- * Lua takes, the error and log hooks, deferred work, and the hooks the
- * types register (csrc/lws_core.c opens them). It knows no type.
- * Errors in Lua callbacks never unwind through lws frames: core_call
- * catches them, reports the traceback through the error hook, and lets
- * the caller decide what to close. */
-#include <errno.h>
+/* core.c: the per-Lua-state context (struct ctx, in the registry) and
+ * the lws_context on the chosen loop: creating and destroying it, run /
+ * stop / shutdown, stats and configure, and core_open, the lws.core table
+ * csrc/lws_core.c fills with the types. It knows no type: what a type
+ * needs around the loop it registers (csrc/core_hooks.c); every call
+ * into Lua goes through csrc/core_call.c. */
 #include <malloc.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "core.h"
+#include "core_private.h"
 
 #define CTX_KEY "lws.core.ctx"
+#define CTX_MT "lws.context"
 
-static struct ctx *log_ctx;   /* lws_set_log_level is process-wide: one hook */
-
-struct deferred {
-	struct deferred *next;
-	deferred_fn fn;
-	void *arg;
-	int arg_ref;
-};
-
-/* ---- protected calls ---------------------------------------------- */
-
-/* An error thrown as a table ({ code = 1, message = "x" }) reads as its
- * first fields, as Node prints an object, instead of "(error object is a
- * table value)". Pushes the text. */
-static const char *
-describe_table(lua_State *L, int idx)
-{
-	luaL_Buffer b;
-	int n = 0;
-
-	luaL_buffinit(L, &b);
-	luaL_addstring(&b, "error object { ");
-	lua_pushnil(L);
-	while (lua_next(L, idx)) {
-		if (n++ == 8) {
-			lua_pop(L, 2);
-			luaL_addstring(&b, ", ...");
-			break;
-		}
-		if (n > 1)
-			luaL_addstring(&b, ", ");
-		/* key = value, each shown as tostring would (no metamethods) */
-		if (lua_type(L, -2) == LUA_TSTRING)
-			lua_pushfstring(L, "%s = ", lua_tostring(L, -2));
-		else
-			lua_pushfstring(L, "[%s] = ", luaL_typename(L, -2));
-		luaL_addvalue(&b);
-		switch (lua_type(L, -1)) {
-		case LUA_TSTRING:
-			lua_pushfstring(L, "\"%s\"", lua_tostring(L, -1));
-			break;
-		case LUA_TNUMBER:   /* converts the value copy in place: fine */
-			lua_pushstring(L, lua_tostring(L, -1));
-			break;
-		case LUA_TBOOLEAN:
-			lua_pushstring(L, lua_toboolean(L, -1) ? "true" : "false");
-			break;
-		default:
-			lua_pushstring(L, luaL_typename(L, -1));
-		}
-		lua_remove(L, -2);   /* the value; the key stays for lua_next */
-		luaL_addvalue(&b);
-	}
-	luaL_addstring(&b, " }");
-	luaL_pushresult(&b);
-	return lua_tostring(L, -1);
-}
-
-static int
-msgh_traceback(lua_State *L)
-{
-	const char *msg = lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER ?
-			  lua_tostring(L, 1) : NULL;
-
-	if (!msg) {
-		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-			msg = lua_tostring(L, -1);
-		else if (lua_type(L, 1) == LUA_TTABLE)
-			msg = describe_table(L, 1);
-		else
-			msg = lua_pushfstring(L, "(error object is a %s value)",
-					      luaL_typename(L, 1));
-	}
-	luaL_traceback(L, L, msg, 1);
-	return 1;
-}
-
-void
-core_report(struct ctx *x, const char *msg)
-{
-	lua_State *L = x->L;
-
-	if (x->finalizing || x->error_ref == LUA_NOREF || x->error_ref == LUA_REFNIL) {
-		fprintf(stderr, "lws: %s\n", msg);
-		return;
-	}
-	lua_rawgeti(L, LUA_REGISTRYINDEX, x->error_ref);
-	lua_pushstring(L, msg);
-	if (lua_pcall(L, 1, 0, 0) != LUA_OK) {
-		fprintf(stderr, "lws: %s\nlws: (and the error hook failed: %s)\n", msg,
-			lua_tostring(L, -1));
-		lua_pop(L, 1);
-	}
-}
-
-/* Calls the function below nargs arguments on the main thread's stack.
- * On error: reports the traceback and returns -1 with nothing pushed;
- * on success returns 0 with nresults pushed. */
-int
-core_call(struct ctx *x, int nargs, int nresults)
-{
-	lua_State *L = x->L;
-	int base = lua_gettop(L) - nargs;   /* index of the function */
-
-	lua_pushcfunction(L, msgh_traceback);
-	lua_insert(L, base);
-	if (lua_pcall(L, nargs, nresults, base) != LUA_OK) {
-		x->callback_errors++;
-		core_report(x, lua_tostring(L, -1));
-		lua_pop(L, 2);   /* message, handler */
-		return -1;
-	}
-	lua_remove(L, base);
-	return 0;
-}
-
-/* Pushes dispatch, the object and the event name; returns 0 if the caller
- * may go on to push arguments and core_call(x, 2 + nargs, …). */
-int
-core_dispatch_prepare(struct ctx *x, int obj_ref, const char *event)
-{
-	lua_State *L = x->L;
-
-	if (x->finalizing || x->dispatch_ref == LUA_NOREF || obj_ref == LUA_NOREF ||
-	    obj_ref == LUA_REFNIL)
-		return -1;
-	if (!lua_checkstack(L, 12))
-		return -1;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, x->dispatch_ref);
-	lua_rawgeti(L, LUA_REGISTRYINDEX, obj_ref);
-	lua_pushstring(L, event);
-	return 0;
-}
-
-int
-core_ref_self(lua_State *L, int idx)
-{
-	lua_pushvalue(L, idx);
-	return luaL_ref(L, LUA_REGISTRYINDEX);
-}
-
-void
-core_unref(lua_State *L, int *ref)
-{
-	if (*ref != LUA_NOREF && *ref != LUA_REFNIL)
-		luaL_unref(L, LUA_REGISTRYINDEX, *ref);
-	*ref = LUA_NOREF;
-}
-
-int
-core_push_error(lua_State *L, const char *msg, const char *code)
-{
-	lua_pushnil(L);
-	lua_pushstring(L, msg);
-	lua_pushstring(L, code);
-	return 3;
-}
-
-/* ---- log hook ------------------------------------------------------ */
-
-static void
-log_emit(int level, const char *line)
-{
-	struct ctx *x = log_ctx;
-	lua_State *L;
-
-	if (!x || x->quiet)
-		return;
-	if (x->lws) {
-		int i;
-
-		for (i = 0; i < x->n_log_hooks; i++)
-			x->log_hooks[i](x, level, line);
-	}
-	if (!(level & x->log_levels) || x->finalizing || x->log_ref == LUA_NOREF)
-		return;
-	L = x->L;
-	if (!lua_checkstack(L, 4))
-		return;
-	lua_rawgeti(L, LUA_REGISTRYINDEX, x->log_ref);
-	lua_pushinteger(L, level);
-	lua_pushstring(L, line);
-	if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
-		fprintf(stderr, "lws: log hook failed: %s\n", lua_tostring(L, -1));
-		lua_pop(L, 1);
-	}
-}
-
-/* set_log(levels, fn): fn(level, line) receives lws's own log lines for
- * the level bits given (lws.LOG_ERR …); set_log(0) or set_log() silences. */
-static int
-l_set_log(lua_State *L)
-{
-	struct ctx *x = core_state(L);
-	int levels = (int)luaL_optinteger(L, 1, 0);
-
-	if (!lua_isnoneornil(L, 2))
-		luaL_checktype(L, 2, LUA_TFUNCTION);
-	core_unref(L, &x->log_ref);
-	x->log_levels = 0;
-	if (levels && !lua_isnoneornil(L, 2)) {
-		x->log_ref = core_ref_self(L, 2);
-		x->log_levels = levels;
-	}
-	log_ctx = x;
-	lws_set_log_level(x->log_levels | LLL_ERR, log_emit);
-	return 0;
-}
-
-/* ---- deferred work: runs on the next loop turn, outside callbacks ---- */
-
-static void
-deferred_run(lws_sorted_usec_list_t *sul)
-{
-	struct ctx *x = lws_container_of(sul, struct ctx, sul_deferred);
-	struct deferred *d;
-
-	while ((d = x->deferred_head)) {
-		x->deferred_head = d->next;
-		if (!x->deferred_head)
-			x->deferred_tail = NULL;
-		x->n_pending--;
-		d->fn(x, d->arg, d->arg_ref);
-		if (!x->finalizing)
-			core_unref(x->L, &d->arg_ref);
-		free(d);
-	}
-	core_wake(x);   /* a sul runs before lws's poll: let run() see the change */
-}
-
-void
-core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref)
-{
-	struct deferred *d = calloc(1, sizeof(*d));
-
-	if (!d) {
-		core_report(x, "out of memory scheduling deferred work");
-		return;
-	}
-	d->fn = fn;
-	d->arg = arg;
-	d->arg_ref = arg_ref;
-	if (x->deferred_tail)
-		x->deferred_tail->next = d;
-	else
-		x->deferred_head = d;
-	x->deferred_tail = d;
-	x->n_pending++;
-	lws_sul_schedule(x->lws, 0, &x->sul_deferred, deferred_run, 1);
-	core_wake(x);
-}
-
-/* ---- writes queued inside lws_service ---------------------------------- */
-
-/* ---- hooks ---------------------------------------------------------- */
-
-static void
-hook_add(core_hook_fn *list, uint8_t *n, core_hook_fn fn)
-{
-	int i;
-
-	for (i = 0; i < *n; i++)
-		if (list[i] == fn)
-			return;   /* opened again (another require of lws.core) */
-	if (*n < CORE_HOOKS_MAX)
-		list[(*n)++] = fn;
-}
-
-void
-core_on_turn(struct ctx *x, core_hook_fn fn)
-{
-	hook_add(x->turn_hooks, &x->n_turn_hooks, fn);
-}
-
-void
-core_on_destroy(struct ctx *x, core_hook_fn fn)
-{
-	hook_add(x->destroy_hooks, &x->n_destroy_hooks, fn);
-}
-
-void
-core_on_log(struct ctx *x, core_log_fn fn)
-{
-	int i;
-
-	for (i = 0; i < x->n_log_hooks; i++)
-		if (x->log_hooks[i] == fn)
-			return;
-	if (x->n_log_hooks < CORE_HOOKS_MAX)
-		x->log_hooks[x->n_log_hooks++] = fn;
-}
-
-static void
-run_turn_hooks(struct ctx *x)
-{
-	int i;
-
-	for (i = 0; i < x->n_turn_hooks; i++)
-		x->turn_hooks[i](x);
-}
-
-static void
-flush_run(lws_sorted_usec_list_t *sul)
-{
-	run_turn_hooks(lws_container_of(sul, struct ctx, sul_flush));
-}
-
-/* Data queued by a timer or timeout inside lws's poll loop runs before
- * its poll(): a sul due now makes that poll not wait, so service() writes
- * it at once. Data queued by fd events is written when lws_service
- * returns; the sul then runs as a no-op on the next turn. */
-void
-core_flush_soon(struct ctx *x)
-{
-	if (x->in_service && !x->ev && x->lws && !x->sul_flush.list.owner)
-		lws_sul_schedule(x->lws, 0, &x->sul_flush, flush_run, 0);
-}
+enum { CORE_LOOP_POLL = 0, CORE_LOOP_LIBEV = 1 };   /* ctx->loop_kind, loop_names[] */
 
 /* ---- the context ----------------------------------------------------- */
 
@@ -435,7 +118,6 @@ static void
 ctx_destroy_now(struct ctx *x)
 {
 	struct lws_context *c = x->lws;
-	int i;
 
 	if (!c)
 		return;
@@ -448,31 +130,9 @@ ctx_destroy_now(struct ctx *x)
 	/* with a foreign libev loop lws is done in one call: it stopped its
 	 * watchers, so the loop goes after it (never before) */
 	evloop_free(x);
-	for (i = 0; i < x->n_destroy_hooks; i++)
-		x->destroy_hooks[i](x);   /* the types' vhost caches */
+	core_run_destroy_hooks(x);   /* the types' vhost caches */
 	x->destroy_pending = 0;
-	/* deferred work that never ran still holds refs and memory */
-	while (x->deferred_head) {
-		struct deferred *d = x->deferred_head;
-
-		x->deferred_head = d->next;
-		if (!x->finalizing)
-			core_unref(x->L, &d->arg_ref);
-		free(d);
-		x->n_pending--;
-	}
-	x->deferred_tail = NULL;
-	memset(&x->sul_deferred, 0, sizeof(x->sul_deferred));
-	memset(&x->sul_flush, 0, sizeof(x->sul_flush));
-}
-
-void
-core_wake(struct ctx *x)
-{
-	/* a flag set inside a callback is only seen after lws_service
-	 * returns, which may be never without this (docs/libwebsockets-4.1.md §1.4) */
-	if (x->lws)
-		lws_cancel_service(x->lws);
+	core_drop_deferred(x);
 }
 
 /* the per-state record, without creating the lws context */
@@ -530,10 +190,7 @@ ctx_gc(lua_State *L)
 
 	x->finalizing = 1;
 	ctx_destroy_now(x);
-	if (log_ctx == x) {
-		lws_set_log_level(0, NULL);
-		log_ctx = NULL;
-	}
+	core_log_release(x);
 	return 0;
 }
 
@@ -562,7 +219,7 @@ service(struct ctx *x, int timeout)
 {
 	int n;
 
-	run_turn_hooks(x);   /* what Lua queued since the last turn */
+	core_run_turn(x);   /* what Lua queued since the last turn */
 	x->in_service = 1;
 	if (x->ev) {
 		evloop_run(x->ev, timeout < 0);
@@ -574,7 +231,7 @@ service(struct ctx *x, int timeout)
 	if (x->destroy_pending)
 		ctx_destroy_now(x);
 	else
-		run_turn_hooks(x);   /* what this turn's callbacks queued */
+		core_run_turn(x);   /* what this turn's callbacks queued */
 	return n;
 }
 
@@ -664,6 +321,26 @@ l_set_error_handler(lua_State *L)
 	core_unref(L, &x->error_ref);
 	if (!lua_isnoneornil(L, 1))
 		x->error_ref = core_ref_self(L, 1);
+	return 0;
+}
+
+/* set_log(levels, fn): fn(level, line) receives lws's own log lines for
+ * the level bits given (lws.LOG_ERR …); set_log(0) or set_log() silences. */
+static int
+l_set_log(lua_State *L)
+{
+	struct ctx *x = core_state(L);
+	int levels = (int)luaL_optinteger(L, 1, 0);
+
+	if (!lua_isnoneornil(L, 2))
+		luaL_checktype(L, 2, LUA_TFUNCTION);
+	core_unref(L, &x->log_ref);
+	x->log_levels = 0;
+	if (levels && !lua_isnoneornil(L, 2)) {
+		x->log_ref = core_ref_self(L, 2);
+		x->log_levels = levels;
+	}
+	core_log_to(x, x->log_levels);
 	return 0;
 }
 
@@ -804,7 +481,7 @@ core_open(lua_State *L, const struct lws_protocols *const *protocols)
 		lua_pop(L, 1);
 		x->dispatch_ref = x->error_ref = x->log_ref = LUA_NOREF;
 		x->protocols = protocols;
-		x->run_turn = run_turn_hooks;
+		x->run_turn = core_run_turn;
 		x->loop_kind = CORE_LOOP_LIBEV;   /* see ctx_create_lws */
 		if (getenv("LWS_LUA_LOOP") && *getenv("LWS_LUA_LOOP")) {
 			x->loop_chosen = 1;
@@ -820,9 +497,8 @@ core_open(lua_State *L, const struct lws_protocols *const *protocols)
 		lua_setfield(L, -2, "__gc");
 		lua_setmetatable(L, -2);
 		lua_setfield(L, LUA_REGISTRYINDEX, CTX_KEY);
-		/* quiet by default; errors still reach log_emit (see there) */
-		log_ctx = x;
-		lws_set_log_level(LLL_ERR, log_emit);
+		/* quiet by default; errors still reach the log hooks */
+		core_log_to(x, 0);
 	} else {
 		lua_pop(L, 1);
 	}

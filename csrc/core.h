@@ -1,7 +1,9 @@
-/* core.h: the one shared header of lws.core.
- * Declares the per-Lua-state context, the protected-call and dispatch
- * helpers every userdata file uses, and the small pure helpers (UTF-8,
- * handshake and close checks, refcounted message buffers). */
+/* core.h: the shared header of lws.core.
+ * Declares the per-Lua-state context, the core's helpers every userdata
+ * file uses (core.c, core_call.c, core_hooks.c, luatype.c), and what one
+ * file offers the others (message buffers, connections, requests, HTTP
+ * heads, listening sockets). A struct only its own files read lives in
+ * their header (csrc/request.h, csrc/core_private.h). */
 #ifndef LWS_LUA_CORE_H
 #define LWS_LUA_CORE_H
 
@@ -36,14 +38,10 @@
 #define CORE_API __attribute__((visibility("default")))
 
 /* metatable names (luaL_newmetatable sets __name, so argument errors read
- * "lws.conn expected, got nil") */
-#define CONN_MT "lws.conn"
+ * "lws.conn expected, got nil"); a type that only its own file checks
+ * keeps its name there (lws.timer, lws.request, …) */
+#define CONN_MT "lws.conn"        /* request.c's custom_header takes one too */
 #define SERVER_MT "lws.server"
-#define TIMER_MT "lws.timer"
-#define CTX_MT "lws.context"
-#define WATCH_MT "lws.watch"
-#define REQUEST_MT "lws.request"
-#define REDIS_MT "lws.redis.conn"
 
 struct server;
 struct conn;
@@ -98,7 +96,7 @@ struct ctx {
 	struct server *adopting;             /* server whose socket lws is adopting */
 	int destroying;                      /* inside lws_context_destroy */
 	lws_sorted_usec_list_t sul_deferred; /* runs deferred work on the next turn */
-	int loop_kind;                       /* CORE_LOOP_*: chosen before the context exists */
+	int loop_kind;                       /* core.c's CORE_LOOP_*: chosen before the context exists */
 	int loop_chosen;                     /* by LWS_LUA_LOOP or configure: no fallback */
 	int quiet;                           /* drop lws's log lines (a tried loop failing) */
 	struct evloop *ev;                   /* the libev backend's state, or NULL */
@@ -108,47 +106,50 @@ struct ctx {
 	unsigned char batch[LWS_PRE + 65536];   /* conn.c write_batch scratch */
 };
 
-/* core.c */
+/* core.c: the context and the loop */
 int core_open(lua_State *L, const struct lws_protocols *const *protocols);
 struct ctx *core_state(lua_State *L);        /* the per-state context, no lws yet */
 struct ctx *core_ctx(lua_State *L);          /* create the lws context on first use */
-/* Hooks a type registers when it is opened; core.c calls them and knows
- * nothing of the type: turn (before each poll, after each turn), destroy
- * (after the lws context is gone), log (each line lws logs) */
+struct ctx *core_ctx_of(struct lws *wsi);
+int core_ctx_exists(lua_State *L);
+void core_finalize_from_gc(struct ctx *x);
+
+/* core_hooks.c: hooks a type registers when it is opened; the core calls
+ * them and knows nothing of the type: turn (before each poll, after each
+ * turn), destroy (after the lws context is gone), log (each line lws logs) */
 void core_on_turn(struct ctx *x, core_hook_fn fn);
 void core_on_destroy(struct ctx *x, core_hook_fn fn);
 void core_on_log(struct ctx *x, core_log_fn fn);
-struct ctx *core_ctx_of(struct lws *wsi);
-int core_ctx_exists(lua_State *L);
+void core_wake(struct ctx *x);               /* run() sees what a callback changed */
+/* A function to run on the next loop turn (outside the current lws callback). */
+typedef void (*deferred_fn)(struct ctx *x, void *arg, int arg_ref);
+void core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref);
+
+/* core_call.c: every call into Lua */
 int core_call(struct ctx *x, int nargs, int nresults); /* protected; 0 = ok */
 int core_dispatch_prepare(struct ctx *x, int obj_ref, const char *event);
 void core_report(struct ctx *x, const char *msg);
 int core_ref_self(lua_State *L, int idx);
 void core_unref(lua_State *L, int *ref);
+int core_push_error(lua_State *L, const char *msg, const char *code);
+
+/* luatype.c: metatables, field tables, option tables */
 void core_check_fields(lua_State *L, int idx, const char *const *allowed);
 lua_Integer core_opt_int_field(lua_State *L, int idx, const char *k, lua_Integer def,
 			       lua_Integer min, lua_Integer max);
 const char *core_opt_str_field(lua_State *L, int idx, const char *k, const char *def);
 int core_opt_bool_field(lua_State *L, int idx, const char *k, int def);
-int core_push_error(lua_State *L, const char *msg, const char *code);
 void core_new_type(lua_State *L, const char *name, const luaL_Reg *methods,
 		   lua_CFunction index, const luaL_Reg *meta, const char *export);
 void core_push_fields(lua_State *L, int idx);
 int core_fields_index(lua_State *L);
 int core_fields_newindex(lua_State *L);
-void core_wake(struct ctx *x);
-void core_finalize_from_gc(struct ctx *x);
 
 /* evloop.c: the libev backend (the default; LWS_LUA_LOOP, lws.configure) */
-enum { CORE_LOOP_POLL = 0, CORE_LOOP_LIBEV = 1 };
 int evloop_new(struct ctx *x, struct lws_context_creation_info *info);
 int evloop_attach(struct evloop *e);
 void evloop_run(struct evloop *e, int nowait);
 void evloop_free(struct ctx *x);
-
-/* A function to run on the next loop turn (outside the current lws callback). */
-typedef void (*deferred_fn)(struct ctx *x, void *arg, int arg_ref);
-void core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref);
 
 /* userdata files; files.c adds stat, gzip and realpath */
 int files_open(lua_State *L);
@@ -167,7 +168,6 @@ extern const struct lws_protocols listen_protocol;   /* server.c: listening sock
 extern const struct lws_protocols redis_protocol;    /* redis.c */
 
 /* redis.c: a hiredis connection, its socket watched with redis_protocol */
-struct redis_conn;
 int redis_open(lua_State *L);
 
 /* msgbuf.c: one payload shared by many send queues */
@@ -270,29 +270,8 @@ void core_flush_soon(struct ctx *x);
 int conn_offer(struct conn *c, struct msgbuf *m);
 void conn_abort(struct conn *c);
 
-/* request.c: one HTTP transaction */
-struct request {
-	int kind;                     /* KIND_REQUEST */
-	struct ctx *ctx;
-	struct server *srv;
-	struct lws *wsi;              /* NULL once answered or closed */
-	int self_ref;                 /* pinned while the transaction lives */
-	int req_ref;                  /* the Lua request table */
-	uint8_t state;
-	uint8_t head;                 /* HEAD: headers only */
-	uint8_t headers_sent;
-	uint8_t close_after;          /* "connection: close" and hang up */
-	uint8_t chunked;              /* the body is being read through ck */
-	uint8_t fix_pending;          /* request_fix_timeout is scheduled */
-	int status;
-	int timeout_s;
-	char *hdrs;                   /* "Name: value\r\n" lines */
-	char *body;                   /* LWS_PRE headroom, then body_len bytes */
-	size_t body_len, body_off;
-	char *rbody;                  /* request body being read */
-	size_t rbody_len, rbody_cap, max_body;
-	struct proto_chunked ck;      /* Transfer-Encoding: chunked decoder */
-};
+/* request.c: one HTTP transaction (struct request: csrc/request.h) */
+struct request;
 
 int request_start(struct server *s, struct lws *wsi,
 		  void (*push_req)(lua_State *L, struct lws *wsi, const char *method));
@@ -301,8 +280,6 @@ int request_body_done(struct request *r);
 int request_deadline(struct request *r);
 int request_writeable(struct request *r);
 void request_closed(struct request *r);
-int request_respond(struct request *r, int status, const char *headers, const char *body,
-		    size_t blen);
 struct server *request_server(struct request *r);
 int request_open(lua_State *L);
 

@@ -1,7 +1,7 @@
 /* http_head.c: the HTTP/1.1 heads we write ourselves, in one place: the
  * Date line (RFC 9110 6.6.1, formatted once a second) and whole small
  * replies with our own status line (server refusals, request errors).
- * Used by csrc/server.c and csrc/request.c. */
+ * Used by csrc/server.c and csrc/request_reply.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,9 +1,10 @@
 /* lws_core.c: the module's entry point and its one exported symbol.
- * luaopen_lws_core opens the core (csrc/core.c: context, loop, protected
- * calls, hooks), then each type, which adds its constructors to the table
- * and registers the hooks it needs; and it names the lws protocols of the
- * internal vhost, one per purpose, each exported by the file that handles
- * it (as LuaSocket's luasocket.c lists its modules). */
+ * luaopen_lws_core opens the core (csrc/core.c: context and loop, with
+ * csrc/core_hooks.c and csrc/core_call.c), then each type, which adds its
+ * constructors to the table and registers the hooks it needs; and it
+ * names the lws protocols of the internal vhost, one per purpose, each
+ * exported by the file that handles it (as LuaSocket's luasocket.c lists
+ * its modules). */
 #include "core.h"
 
 static const struct lws_protocols *const internal_protocols[] = {

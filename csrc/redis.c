@@ -14,6 +14,7 @@
 
 #include "core.h"
 
+#define REDIS_MT "lws.redis.conn"
 #define REDIS_MAX_ARGS 1000000
 #define REDIS_MAX_DEPTH 32
 

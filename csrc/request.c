@@ -1,30 +1,17 @@
 /* request.c: lws.request, one HTTP transaction on a server's port (the
- * "res" a route handler answers). Owns the request's framing (RFC 9112 6:
- * Content-Length, Transfer-Encoding: chunked decoded here, the smuggling
- * refusals), reading the body under a size limit, the deadline of a
- * deferred answer (lws would kill it silently at 5 s, or a POST never:
- * we answer 503 instead), and writing status, headers and body from
- * HTTP_WRITEABLE, in 64 KiB pieces, before completing the transaction.
- *
- * What lws 4.1.6 does with a request body (roles/http/server/server.c
- * lws_http_action, roles/h1/ops-h1.c lws_read_h1): with Content-Length it
- * passes exactly that many bytes to HTTP_BODY, then HTTP_BODY_COMPLETION.
- * It never looks at Transfer-Encoding: a POST, PUT or PATCH without
- * Content-Length is taken to have a 100 MiB body, so every later byte on
- * the connection (chunk framing, trailers, the next pipelined request)
- * arrives raw through HTTP_BODY, and other methods get no body at all (the
- * bytes would be parsed as the next request). So a chunked body is decoded
- * here from HTTP_BODY, and such a connection cannot carry another request:
- * its answer says "connection: close". */
+ * "res" a route handler answers), and its lifetime: created when the
+ * headers are complete, handed to the Lua layer once its body is read,
+ * the deadline of a deferred answer (lws would kill it silently at 5 s,
+ * or a POST never: we answer 503 instead), completing the transaction or
+ * closing after it, and its Lua methods. Framing and body reading are in
+ * csrc/request_body.c, writing the answer in csrc/request_reply.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "core.h"
+#include "request.h"
 
-#define BODY_PIECE 65536
-
-enum req_state { REQ_BODY, REQ_WAITING, REQ_RESPONDING, REQ_DONE, REQ_CLOSED };
+#define REQUEST_MT "lws.request"
 
 static const char *const method_names[] = {
 	"GET", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "CONNECT", "HEAD", "GET"
@@ -155,123 +142,18 @@ request_deadline(struct request *r)
 	return 0;
 }
 
-/* Queue the answer; it is written from HTTP_WRITEABLE. Copies body. */
-int
-request_respond(struct request *r, int status, const char *headers, const char *body,
-		size_t blen)
-{
-	if (r->state != REQ_WAITING || !r->wsi)
-		return -1;
-	r->status = status;
-	free(r->hdrs);
-	r->hdrs = headers ? strdup(headers) : NULL;
-	r->body = malloc(LWS_PRE + blen + 1);
-	if (!r->body)
-		return -1;
-	memcpy(r->body + LWS_PRE, body, blen);
-	r->body_len = blen;
-	r->body_off = 0;
-	r->state = REQ_RESPONDING;
-	lws_set_timer_usecs(r->wsi, LWS_SET_TIMER_USEC_CANCEL);
-	lws_set_timeout(r->wsi, PENDING_TIMEOUT_USER_OK, 30);   /* to write it */
-	lws_callback_on_writable(r->wsi);
-	return 0;
-}
-
-static int
-has_header(const char *hdrs, const char *name)
-{
-	size_t n = strlen(name);
-	const char *p = hdrs;
-
-	while (p && *p) {
-		if (!strncasecmp(p, name, n) && p[n] == ':')
-			return 1;
-		p = strstr(p, "\r\n");
-		if (p)
-			p += 2;
-	}
-	return 0;
-}
-
-/* HTTP_WRITEABLE: headers first, then the body in pieces. Returns -1 to
- * close the connection. */
+/* HTTP_WRITEABLE. Returns -1 to close the connection. */
 int
 request_writeable(struct request *r)
 {
 	struct lws *wsi = r->wsi;
+	int n;
 
 	if (r->state != REQ_RESPONDING || !wsi)
 		return 0;
-	if (!r->headers_sent) {
-		size_t hl = r->hdrs ? strlen(r->hdrs) : 0, cap = LWS_PRE + 1024 + hl, dl;
-		const char *date = http_date_line(&dl);
-		unsigned char *buf = malloc(cap), *start, *p, *end;
-		int n;
-
-		if (!buf)
-			return -1;
-		start = p = buf + LWS_PRE;
-		end = buf + cap - 1;
-		if (lws_add_http_header_status(wsi, (unsigned)r->status, &p, end) ||
-		    (!has_header(r->hdrs, "content-type") &&
-		     lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-						  (unsigned char *)"text/plain; charset=utf-8", 25,
-						  &p, end)) ||
-		    (r->status != 304 && r->status >= 200 &&
-		     lws_add_http_header_content_length(wsi, r->body_len, &p, end))) {
-			free(buf);
-			return -1;
-		}
-		if (!has_header(r->hdrs, "date")) {
-			memcpy(p, date, dl);   /* RFC 9110 6.6.1: every response */
-			p += dl;
-		}
-		if (hl) {
-			memcpy(p, r->hdrs, hl);
-			p += hl;
-		}
-		if (r->close_after) {
-			static const char cc[] = "connection: close\r\n";
-
-			memcpy(p, cc, sizeof(cc) - 1);
-			p += sizeof(cc) - 1;
-		}
-		if (lws_finalize_http_header(wsi, &p, end)) {
-			free(buf);
-			return -1;
-		}
-		n = lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
-		free(buf);
-		if (n < 0)
-			return -1;
-		r->headers_sent = 1;
-		if (r->head || !r->body_len || r->status == 304) {
-			r->body_len = 0;
-		} else {
-			lws_callback_on_writable(wsi);
-			return 0;
-		}
-	}
-	if (r->body_off < r->body_len) {
-		size_t n = r->body_len - r->body_off;
-		int final;
-
-		if (n > BODY_PIECE)
-			n = BODY_PIECE;
-		final = r->body_off + n == r->body_len;
-		/* lws_write needs LWS_PRE writable bytes before what it sends: for
-		 * a later piece those are the tail of the previous one, already
-		 * written, so they may be overwritten */
-		if (lws_write(wsi, (unsigned char *)r->body + LWS_PRE + r->body_off, n,
-			      final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) < 0)
-			return -1;
-		r->body_off += n;
-		if (!final) {
-			lws_callback_on_writable(wsi);
-			return 0;
-		}
-	}
+	n = request_write(r);
+	if (n <= 0)
+		return n;
 	/* done: the wsi is its server's again (keep-alive) */
 	r->state = REQ_DONE;
 	free(r->body);
@@ -312,136 +194,6 @@ request_closed(struct request *r)
 
 /* ---- from server_callback ------------------------------------------------ */
 
-static int
-reply_now(struct lws *wsi, int status, const char *msg)
-{
-	/* too early for a request object: answer and drop the connection */
-	http_reply(wsi, status, "connection: close\r\n", msg, strlen(msg));
-	return -1;
-}
-
-/* Is the header there at all (an empty value counts)? */
-static int
-hdr_present(struct lws *wsi, enum lws_token_indexes t)
-{
-	char one[2];
-
-	return lws_hdr_total_length(wsi, t) > 0 ||
-	       lws_hdr_copy_fragment(wsi, one, sizeof(one), t, 0) >= 0;
-}
-
-/* A copy of a header (all its lines, joined by ","), NUL-terminated. */
-static char *
-hdr_copy(struct lws *wsi, enum lws_token_indexes t, int *plen)
-{
-	int n = lws_hdr_total_length(wsi, t);
-	char *b = malloc((size_t)n + 8);   /* lws adds a "," per extra line */
-
-	if (!b)
-		return NULL;
-	n = lws_hdr_copy(wsi, b, n + 8, t);
-	if (n < 0) {
-		free(b);
-		return NULL;
-	}
-	b[n] = '\0';
-	*plen = (int)strlen(b);
-	return b;
-}
-
-/* Methods whose body lws reads without a Content-Length (see the top). */
-static int
-takes_chunked(int m)
-{
-#if defined(LWS_WITH_HTTP_UNCOMMON_HEADERS)
-	return m == LWSHUMETH_POST || m == LWSHUMETH_PUT || m == LWSHUMETH_PATCH;
-#else
-	return m == LWSHUMETH_POST;
-#endif
-}
-
-/* lws stores a header name it does not recognise as a custom header:
- * "Transfer-Encoding : chunked" or a folded " Transfer-Encoding: chunked"
- * never reach the token lws frames by, but a proxy in front may take them
- * for the real thing. RFC 9112 5.1 and 5.2: 400. (lws 4.1.6 has no way to
- * walk its custom headers: these are the spellings request smuggling
- * scanners try.) */
-static int
-framing_name_disguised(struct lws *wsi)
-{
-	static const char *const names[] = {
-		"transfer-encoding :", "transfer-encoding\t:", " transfer-encoding:",
-		"\ttransfer-encoding:", "transfer-encoding  :", "content-length :",
-		"content-length\t:", " content-length:", "\tcontent-length:", NULL
-	};
-	int i;
-
-	for (i = 0; names[i]; i++)
-		if (lws_hdr_custom_length(wsi, names[i], (int)strlen(names[i])) >= 0)
-			return 1;
-	return 0;
-}
-
-/* The request's framing, before anything is read (RFC 9112 6.1, 6.3).
- * Returns 0 with *clen (-1: none) and *chunked, or answers and returns -1.
- * A request framed two ways is refused, never guessed at: a proxy in
- * front may have framed it the other way and hidden a second request in
- * its body. */
-static int
-request_framing(struct lws *wsi, int m, lua_Integer *clen, int *chunked)
-{
-	char ver[16];
-	int has_te = hdr_present(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING);
-	int has_cl = hdr_present(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-
-	*clen = -1;
-	*chunked = 0;
-	/* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host */
-	if (lws_hdr_copy(wsi, ver, sizeof(ver), WSI_TOKEN_HTTP) > 0 && !strcmp(ver, "HTTP/1.1")) {
-		char one[2];
-
-		if (!hdr_present(wsi, WSI_TOKEN_HOST))
-			return reply_now(wsi, 400, "missing Host header");
-		if (lws_hdr_copy_fragment(wsi, one, sizeof(one), WSI_TOKEN_HOST, 1) >= 0 ||
-		    lws_hdr_fragment_length(wsi, WSI_TOKEN_HOST, 1) > 0)
-			return reply_now(wsi, 400, "more than one Host header");
-	}
-	if (has_te && has_cl)
-		return reply_now(wsi, 400, "both Content-Length and Transfer-Encoding");
-	if (framing_name_disguised(wsi))
-		return reply_now(wsi, 400, "whitespace in a Transfer-Encoding or "
-			       "Content-Length field name");
-	if (has_cl) {
-		uint64_t v;
-		int n;
-		char *cl = hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, &n);
-
-		if (!cl)
-			return reply_now(wsi, 400, "invalid Content-Length");
-		n = proto_content_length(cl, (size_t)n, &v);
-		free(cl);
-		if (n)   /* not digits, or "5, 6" */
-			return reply_now(wsi, 400, "invalid Content-Length");
-		*clen = (lua_Integer)v;
-	}
-	if (has_te) {
-		int n;
-		char *te = hdr_copy(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, &n);
-
-		n = te ? proto_transfer_encoding(te, (size_t)n) : PROTO_TE_BAD;
-		free(te);
-		if (n == PROTO_TE_UNSUPPORTED)
-			return reply_now(wsi, 501, "unsupported Transfer-Encoding (only chunked is)");
-		if (n != PROTO_TE_CHUNKED)
-			return reply_now(wsi, 400, "invalid Transfer-Encoding");
-		if (!takes_chunked(m))
-			return reply_now(wsi, 411, "a chunked body needs POST, PUT or PATCH; "
-				       "send Content-Length");
-		*chunked = 1;
-	}
-	return 0;
-}
-
 /* LWS_CALLBACK_HTTP: a request whose headers are complete */
 int
 request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, struct lws *,
@@ -455,11 +207,11 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 	struct request *r;
 
 	if (m < 0 || m == LWSHUMETH_CONNECT)
-		return reply_now(wsi, 405, "method not allowed");
+		return request_reply_now(wsi, 405, "method not allowed");
 	if (request_framing(wsi, m, &clen, &chunked))
 		return -1;
 	if (clen > (lua_Integer)s->max_body)
-		return reply_now(wsi, 413, "request body too large");
+		return request_reply_now(wsi, 413, "request body too large");
 
 	r = lua_newuserdatauv(L, sizeof(*r), 0);
 	memset(r, 0, sizeof(*r));
@@ -477,22 +229,16 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 	lws_set_opaque_user_data(wsi, r);
 	push_req(L, wsi, method_names[m]);
 	r->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	if (takes_chunked(m) && clen < 0)
+	if (request_takes_chunked(m) && clen < 0)
 		/* lws now reads everything after these headers as this
-		 * request's body (see the top): no next request here */
+		 * request's body (see request_body.c): no next request here */
 		r->close_after = 1;
 	if (clen > 0 || chunked) {
 		char expect[32];
 
-		/* curl waits 1 s for this before sending a body (docs/libwebsockets-4.1.md §1.2) */
 		if (lws_hdr_copy(wsi, expect, sizeof(expect), WSI_TOKEN_HTTP_EXPECT) > 0 &&
-		    !strcasecmp(expect, "100-continue")) {
-			static unsigned char cont[LWS_PRE + 32];
-			static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
-
-			memcpy(cont + LWS_PRE, msg, sizeof(msg) - 1);
-			lws_write(wsi, cont + LWS_PRE, sizeof(msg) - 1, LWS_WRITE_HTTP_HEADERS);
-		}
+		    !strcasecmp(expect, "100-continue"))
+			request_continue(wsi);
 		r->chunked = (uint8_t)chunked;
 		if (chunked)
 			proto_chunked_init(&r->ck);
@@ -504,7 +250,7 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 		r->rbody = malloc(1);
 		if (!r->rbody) {
 			request_release(r);
-			return reply_now(wsi, 500, "out of memory");
+			return request_reply_now(wsi, 500, "out of memory");
 		}
 	}
 	request_dispatch(r);
@@ -522,53 +268,6 @@ body_refused(struct request *r, int status, const char *msg)
 	return 0;
 }
 
-static int
-body_room(struct request *r, size_t len)
-{
-	if (r->rbody_len + len > r->rbody_cap) {
-		size_t ncap = r->rbody_cap ? r->rbody_cap * 2 : 4096;
-		char *nb;
-
-		while (ncap < r->rbody_len + len)
-			ncap *= 2;
-		nb = realloc(r->rbody, ncap);
-		if (!nb)
-			return -1;
-		r->rbody = nb;
-		r->rbody_cap = ncap;
-	}
-	return 0;
-}
-
-/* a chunked body's raw bytes (framing included) */
-static int
-request_body_chunked(struct request *r, const void *in, size_t len)
-{
-	size_t out_len, used;
-	int rc;
-
-	/* the decoded data is never longer than what came in */
-	if (body_room(r, len ? len : 1))
-		return -1;
-	rc = proto_chunked_decode(&r->ck, in, len, (unsigned char *)r->rbody + r->rbody_len,
-				  &out_len, &used, r->max_body);
-	r->rbody_len += out_len;
-	switch (rc) {
-	case PROTO_CHUNKED_MORE:
-		return 0;
-	case PROTO_CHUNKED_TOO_BIG:
-		return body_refused(r, 413, "request body too large");
-	case PROTO_CHUNKED_DONE:
-		/* what follows (len - used bytes) would be a next request:
-		 * dropped, this connection closes after the answer */
-		request_fix_timeout_soon(r);
-		request_dispatch(r);
-		return 0;
-	default:
-		return body_refused(r, 400, "malformed chunked body");
-	}
-}
-
 int
 request_body(struct request *r, const void *in, size_t len)
 {
@@ -579,16 +278,20 @@ request_body(struct request *r, const void *in, size_t len)
 			request_fix_timeout_soon(r);
 		return 0;
 	}
-	if (r->chunked)
-		return request_body_chunked(r, in, len);
-	if (len > r->max_body - r->rbody_len)
-		/* a lying Content-Length: refuse while reading */
+	switch (request_body_take(r, in, len)) {
+	case BODY_MORE:
+		return 0;
+	case BODY_DONE:   /* a chunked body's last chunk */
+		request_fix_timeout_soon(r);
+		request_dispatch(r);
+		return 0;
+	case BODY_TOO_BIG:
 		return body_refused(r, 413, "request body too large");
-	if (body_room(r, len))
+	case BODY_MALFORMED:
+		return body_refused(r, 400, "malformed chunked body");
+	default:
 		return -1;
-	memcpy(r->rbody + r->rbody_len, in, len);
-	r->rbody_len += len;
-	return 0;
+	}
 }
 
 int

@@ -6,6 +6,8 @@
 
 #include "core.h"
 
+#define TIMER_MT "lws.timer"
+
 struct timer {
 	lws_sorted_usec_list_t sul;
 	struct ctx *ctx;

@@ -8,6 +8,8 @@
 
 #include "core.h"
 
+#define WATCH_MT "lws.watch"
+
 struct watch {
 	int kind;                /* KIND_WATCH */
 	struct ctx *ctx;
