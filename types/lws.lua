@@ -139,7 +139,7 @@ function lws.shutdown() end
 
 ---@return lws.Stats
 function lws.stats() end
----@param opts { loop?: "libev"|"poll" } before the first server, client or timer
+---@param opts { loop: "libev"|"poll" } before the first server, client or timer (raises once another loop runs)
 function lws.configure(opts) end
 ---@return number ms monotonic milliseconds
 function lws.now() end
@@ -196,7 +196,7 @@ function lws.parse_url(url) end
 ---@param headers table<string, string>
 ---@return string lines "Name: value\r\n" lines, sorted; raises on CR/LF
 function lws.header_lines(headers) end
----@return integer|nil index this worker's index 1..N (workers = N), or nil
+---@return integer index 1..N in a worker (workers = N), 0 in the parent or without workers
 function lws.worker_index() end
 
 ---@class lws.Emitter
@@ -251,7 +251,9 @@ function Emitter:listener_count(event) end
 ---@class lws.Server: lws.Emitter
 ---@field clients table<lws.Conn, true> the open connections
 local Server = {}
----@return integer
+---@return integer|nil port
+---@return string? err "server is closed"
+---@return string? code "closed"
 function Server:port() end
 ---@return string host
 ---@return integer port
