@@ -354,6 +354,7 @@ function Server:websocket(path, fn, opts) end
 ---@field last_activity number lws.now() ms of the last bytes from the peer
 ---@field is_client boolean
 ---@field rtt? number ms, with heartbeat
+---@field [string] any any other field is yours (ws.name = "bob")
 local Conn = {}
 ---@param data string
 ---@param binary? boolean
