@@ -107,6 +107,48 @@ describe("docs/reference", function()
 		end
 	end)
 
+	-- { source, pattern, pages }: what the code emits or returns, read from it
+	local EVENTS = {
+		{ "lua/lws/server.lua", 'emit%(srv, "([%w_]+)"', { "server.md" } },
+		{ "lua/lws/server.lua", 'emit%(ws, "([%w_]+)"', { "connection.md" } },
+		{ "lua/lws/heartbeat.lua", 'emit%(ws, "([%w_]+)"', { "connection.md", "heartbeat.md" } },
+		{ "lua/lws/websocket.lua", 'fire%(ws, "on%w+", "([%w_]+)"', { "client.md" } },
+		{ "lua/lws/websocket.lua", 'emit%(ws, "([%w_]+)"', { "client.md" } },
+		{ "lua/lws/redis.lua", 'emit%(c, "([%w_]+)"', { "redis.md" } },
+		{ "lua/lws/socketio/init.lua", 'fire%([%w_]+, "([%w_]+)"', { "socketio.md" } },
+	}
+	local CODES = {
+		{ "csrc/client.c", 'client_fail_later%(c, "([%w-]+)"', { "client.md" } },
+		{ "lua/lws/websocket.lua", '%[10%d%d%] = "([%w-]+)"', { "client.md" } },   -- after_open
+		{ "lua/lws/websocket.lua", 'return nil, [^\n]-, "([%w-]+)"', { "client.md" } },
+		{ "csrc/conn.c", 'core_push_error%(L, "[^"]*", "(%w+)"%)', { "connection.md" } },
+		{ "csrc/request.c", 'core_push_error%(L, "[^"]*", "(%w+)"%)', { "http.md" } },
+		{ "csrc/server.c", 'core_push_error%(L, [^,]+, "(%w+)"%)', { "server.md" } },
+		{ "lua/lws/redis.lua", 'nil, "[^"]*", "(%w+)"', { "redis.md" } },
+		{ "lua/lws/redis.lua", 'refuse%(c, "[^"]*", "(%w+)"%)', { "redis.md" } },
+		{ "lua/lws/bus.lua", 'nil, "[^"]*", "(%w+)"', { "bus.md" } },
+	}
+	local function quoted_in(rows, what)
+		for _, row in ipairs(rows) do
+			local src = H.read_file(H.ROOT .. "/" .. row[1])
+			local n = 0
+			for name in src:gmatch(row[2]) do
+				n = n + 1
+				local found = false
+				for _, p in ipairs(row[3]) do
+					if page(p):find('"' .. name .. '"', 1, true) then found = true end
+				end
+				assert.truthy(found, ('%s %q (%s) is not on docs/reference/%s'):format(what, name, row[1],
+					table.concat(row[3], ", ")))
+			end
+			assert.truthy(n > 0, row[1] .. ": the pattern for its " .. what .. "s found nothing")
+		end
+	end
+
+	it("names every event the code emits", function() quoted_in(EVENTS, "event") end)
+
+	it("names every error code the code returns", function() quoted_in(CODES, "error code") end)
+
 	it("names every subcommand and flag of the lws command on cli.md", function()
 		local src = H.read_file(H.ROOT .. "/lua/lws/cli.lua")
 		local text = page("cli.md")

@@ -97,7 +97,7 @@ function Operator:disconnect_sockets(close) end
 --- One client in one namespace. Events: any event name the client emits
 --- (handlers get its arguments, then an ack function when it asked for
 --- one), "disconnecting"(reason, description), "disconnect"(reason,
---- description), "error"(err) from a per-packet middleware.
+--- description), "error"(err) from a per-packet middleware or a malformed packet.
 ---@class lws.socketio.Socket
 ---@field id string
 ---@field pid? string with connection_state_recovery
