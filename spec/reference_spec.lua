@@ -1,7 +1,8 @@
 -- docs/reference/*.md and the code cannot drift: every option the option
 -- checker accepts has a row on its module's page (with the default, where
 -- the code exports it), every public function and method is named on its
--- page, every flag of the lws command on cli.md, and the README links in.
+-- page, and so is every event the code emits and every error code it
+-- returns; every flag of the lws command is on cli.md; the README links in.
 local H = require "helper"
 local S = require "surface"
 
