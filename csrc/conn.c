@@ -4,7 +4,10 @@
  * socket is full; large messages leave as fragments, control frames go
  * first), close codes in both directions, and the
  * lifetime rule: the userdata is pinned while its wsi lives, and once
- * lws closes it every method answers nil, "connection is closed". */
+ * lws closes it every method answers nil, "connection is closed".
+ * Server connections read and write their own frames (csrc/frame.c,
+ * csrc/deflate.c) over lws's raw role; client connections still use lws's
+ * ws role (docs/websocket-framing.md). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -105,8 +108,6 @@ sendq_clear(struct conn *c)
 	c->q = NULL;
 	c->qhead = c->qcap = 0;
 	c->qbytes = 0;
-	msgbuf_unref(c->inflight);
-	c->inflight = NULL;
 }
 
 static void flush_list(struct conn *c);
@@ -138,16 +139,15 @@ ask_writable(struct conn *c)
  * one costs a poll pass (and with epoll two epoll_ctl) per message. lws
  * then only sees a write outside WRITEABLE, which it handles for a plain
  * ws connection: what the socket does not take goes to its buflist_out
- * and it asks for POLLOUT itself. Control frames, pmd and closing keep
- * the WRITEABLE path. */
+ * and it asks for POLLOUT itself. On client connections (lws's frames)
+ * Pings and closing keep the WRITEABLE path. */
 static int
 flush_direct_ok(const struct conn *c)
 {
 	if (c->own)   /* our frames: Pongs and Pings too, all in order */
-		return c->wsi && c->state == CONN_OPEN && !c->pmd && !c->inflight &&
-		       !lws_partial_buffered(c->wsi);
-	return c->wsi && c->state == CONN_OPEN && !c->pmd && !c->ping_pending &&
-	       !c->got_peer_close && !c->inflight && !lws_partial_buffered(c->wsi);
+		return c->wsi && c->state == CONN_OPEN && !lws_partial_buffered(c->wsi);
+	return c->wsi && c->state == CONN_OPEN && !c->ping_pending && !c->got_peer_close &&
+	       !lws_partial_buffered(c->wsi);
 }
 
 static void
@@ -541,7 +541,7 @@ conn_receive(struct conn *c, const void *in, size_t len)
 	c->last_rx = lws_now_usecs();
 	return rx_data(c, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
 		       lws_frame_is_binary(wsi),
-		       c->pmd ? 0 : (uint64_t)lws_remaining_packet_payload(wsi));
+		       (uint64_t)lws_remaining_packet_payload(wsi));
 }
 
 static void
@@ -595,12 +595,41 @@ conn_peer_close(struct conn *c, const unsigned char *in, size_t len)
  * answered after what was queued before it. */
 #define CONN_PONGS_MAX 16   /* Pongs owed at once; past it the oldest goes (RFC 6455 5.5.3) */
 
+/* what the inflater makes of a compressed message, 16 KiB at a time:
+ * max_message_size counts these bytes, not the compressed ones */
+static int
+own_inflated(void *ud, const unsigned char *p, size_t n)
+{
+	struct conn *c = ud;
+
+	rx_data(c, p, n, c->z_first, 0, c->z_binary, 0);
+	c->z_first = 0;
+	return c->rx_failed || c->state != CONN_OPEN;
+}
+
 static int
 own_data(void *ud, unsigned char *p, size_t n, int first, int final, int binary,
 	 int compressed, uint64_t remain)
 {
-	(void)compressed;
-	return rx_data(ud, p, n, first, final, binary, remain) ? 1 : 0;
+	struct conn *c = ud;
+	int rc;
+
+	if (!compressed)
+		return rx_data(c, p, n, first, final, binary, remain) ? 1 : 0;
+	if (c->state != CONN_OPEN || c->rx_failed)
+		return 0;
+	if (first) {
+		c->z_first = 1;
+		c->z_binary = (uint8_t)!!binary;
+	}
+	rc = pmd_inflate(c->z, p, n, final, own_inflated, c);
+	if (rc == PMD_BAD)
+		protocol_error(c, 1007, "invalid compressed data");
+	else if (rc == PMD_NOMEM)
+		conn_fail(c, 1011, "out of memory");
+	else if (final && rc == 0)
+		rx_data(c, "", 0, c->z_first, 1, c->z_binary, 0);
+	return 0;
 }
 
 static void
@@ -713,18 +742,18 @@ own_settle(struct ctx *x, void *arg, int arg_ref)
 		lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
 }
 
-/* The upgrade was answered with our own 101 (inside HTTP_CONFIRM_UPGRADE):
- * from now on the frames are ours. The wsi stays in lws's h1 role until
+/* The upgrade was answered with our own 101 (from the upgrade request's
+ * LWS_CALLBACK_HTTP): from now on the frames are ours. The wsi stays in lws's h1 role until
  * the client's first bytes, which are not HTTP, make lws hand it to the
  * raw role (LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG, set
  * on our server vhosts by csrc/server.c) */
 void
-conn_own_framing(struct conn *c, int pmd)
+conn_own_framing(struct conn *c)
 {
 	lua_State *L = c->ctx->L;
 
 	c->own = 1;
-	frame_rx_init(&c->fr, 1, pmd);
+	frame_rx_init(&c->fr, 1, c->z != NULL);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
 	core_defer(c->ctx, own_settle, c, luaL_ref(L, LUA_REGISTRYINDEX));
 }
@@ -754,15 +783,6 @@ write_piece(struct conn *c, struct msgbuf *m, size_t off, size_t chunk, int firs
 	unsigned char *p = m->data + LWS_PRE + off, saved[LWS_PRE];
 	int n;
 
-	if (c->pmd && !m->len) {
-		/* lws 4.1.6's deflate asserts on an empty message: send it
-		 * uncompressed (no RSV1), as a raw pre-built frame */
-		unsigned char frame[LWS_PRE + 2];
-
-		frame[LWS_PRE] = m->binary ? 0x82 : 0x81;
-		frame[LWS_PRE + 1] = 0;
-		return lws_write(c->wsi, frame + LWS_PRE, 2, LWS_WRITE_RAW) < 2 ? -1 : 0;
-	}
 	if (first)
 		return lws_write(c->wsi, p, chunk, (enum lws_write_protocol)lws_write_ws_flags(
 					 m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT, 1, last));
@@ -830,11 +850,6 @@ conn_writeable(struct conn *c)
 		return own_writeable(c);
 	if (!wsi || c->state == CONN_CLOSED)
 		return 0;
-	if (c->inflight) {
-		/* written last turn; with pmd lws may have read it until now */
-		msgbuf_unref(c->inflight);
-		c->inflight = NULL;
-	}
 	if (c->got_peer_close)
 		return 0;   /* lws answers the peer's Close; no data after it */
 	if (c->state == CONN_CLOSING && (c->fail || !c->qcount)) {
@@ -860,7 +875,7 @@ conn_writeable(struct conn *c)
 	while (c->pings && c->state == CONN_OPEN) {
 		if (write_ping(c))
 			return -1;
-		if (lws_partial_buffered(wsi) || c->pmd) {
+		if (lws_partial_buffered(wsi)) {
 			ask_writable(c);
 			return 0;
 		}
@@ -870,23 +885,6 @@ conn_writeable(struct conn *c)
 		struct msgbuf *m = e->m;
 		size_t chunk = m->len - e->off;
 		int first = e->off == 0, last, n;
-
-		if (c->qcount > 1 && !c->pmd && !c->is_client && first && m->len <= BATCH_MAX) {
-			n = write_batch(c);
-			if (n < 0)
-				return -1;
-			if (lws_partial_buffered(wsi))
-				break;
-			if (n > 1)
-				continue;
-			/* n 0 or 1: fall through to the normal path for the rest */
-			if (!c->qcount)
-				break;
-			e = &c->q[c->qhead];
-			m = e->m;
-			chunk = m->len - e->off;
-			first = e->off == 0;
-		}
 
 		if (chunk > FRAG_SIZE)
 			chunk = FRAG_SIZE;
@@ -901,17 +899,13 @@ conn_writeable(struct conn *c)
 			c->msgs_out++;
 			c->qhead = (c->qhead + 1) % c->qcap;
 			c->qcount--;
-			if (c->pmd)
-				c->inflight = m;   /* release at the next WRITEABLE */
-			else
-				msgbuf_unref(m);
+			msgbuf_unref(m);
 		}
-		/* pmd: one write per WRITEABLE (its deflate may still be draining) */
-		if (c->pmd || lws_partial_buffered(wsi) || chunk >= budget)
+		if (lws_partial_buffered(wsi) || chunk >= budget)
 			break;
 		budget -= chunk;
 	}
-	if (c->qcount || c->inflight || c->state == CONN_CLOSING)
+	if (c->qcount || c->state == CONN_CLOSING)
 		ask_writable(c);
 	return 0;
 }
@@ -969,6 +963,53 @@ own_write_piece(struct conn *c, struct msgbuf *m, size_t off, size_t chunk, int 
 	n = lws_write(c->wsi, p - hl, chunk + hl, LWS_WRITE_RAW);
 	memcpy(p - hl, saved, hl);
 	return n < (int)(chunk + hl) ? -1 : 0;
+}
+
+/* The next frame of the head message, compressed whole on its first turn
+ * (RSV1 on its first frame only). The entry counts as started then, so
+ * conflation leaves it alone. Returns the bytes written, or -1. */
+static int
+own_write_compressed(struct conn *c, struct sendq_entry *e)
+{
+	struct msgbuf *m = e->m;
+	unsigned char *p;
+	size_t chunk, hl;
+	int first, last;
+
+	if (!c->ztx) {
+		if (pmd_compress(c->z, m->data + LWS_PRE, m->len, FRAME_HEADER_MAX, &c->ztx,
+				 &c->ztx_len))
+			return -1;
+		c->ztx_off = 0;
+		e->off = 1;
+	}
+	chunk = c->ztx_len - c->ztx_off;
+	if (chunk > FRAG_SIZE)
+		chunk = FRAG_SIZE;
+	first = c->ztx_off == 0;
+	last = c->ztx_off + chunk == c->ztx_len;
+	p = c->ztx + FRAME_HEADER_MAX + c->ztx_off;
+	{
+		unsigned char hdr[FRAME_HEADER_MAX];
+
+		/* the bytes before p have left already (or are the headroom) */
+		hl = frame_header(hdr, last, first, first ? (m->binary ? 2u : 1u) : 0u, chunk);
+		memcpy(p - hl, hdr, hl);
+	}
+	if (lws_write(c->wsi, p - hl, chunk + hl, LWS_WRITE_RAW) < (int)(chunk + hl))
+		return -1;
+	c->ztx_off += chunk;
+	if (last) {
+		free(c->ztx);
+		c->ztx = NULL;
+		c->qbytes -= m->len;
+		c->bytes_out += m->len;
+		c->msgs_out++;
+		c->qhead = (c->qhead + 1) % c->qcap;
+		c->qcount--;
+		msgbuf_unref(m);
+	}
+	return (int)chunk;
 }
 
 static int
@@ -1046,7 +1087,19 @@ own_writeable(struct conn *c)
 		size_t chunk = m->len - e->off;
 		int first = e->off == 0, last;
 
-		if (c->qcount > 1 && first && m->len <= BATCH_MAX) {
+		if (c->z && m->len) {
+			int n = own_write_compressed(c, e);
+
+			if (n < 0)
+				return -1;
+			if ((size_t)n >= budget)
+				break;
+			budget -= (size_t)n;
+			if (c->pongs)
+				break;
+			continue;
+		}
+		if (c->qcount > 1 && first && m->len <= BATCH_MAX && !c->z) {
 			if (write_batch(c) < 0)
 				return -1;
 			if (budget <= BATCH_BUF)
@@ -1160,6 +1213,10 @@ conn_finalize(struct conn *c, const char *why)
 
 	flush_unlist(c);
 	lws_sul_cancel(&c->sul_drain);   /* a node of the context's timer list */
+	pmd_free(c->z);
+	c->z = NULL;
+	free(c->ztx);
+	c->ztx = NULL;
 	if (c->state == CONN_CLOSED && !c->wsi)
 		return;
 	/* a server-side wsi stays homed at its server until WSI_DESTROY */

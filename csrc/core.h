@@ -214,7 +214,6 @@ struct conn {
 	uint8_t pmd;                  /* permessage-deflate negotiated */
 	uint8_t linked;               /* on its server's list */
 	uint8_t close_on_full;        /* slow_consumer = "close" */
-	uint8_t pmd_reset_tx;         /* the client asked server_no_context_takeover */
 	uint8_t flush_listed;         /* on ctx->flush_head's list */
 	uint8_t close_reason_len, peer_reason_len;
 	uint16_t close_code;          /* what we send / report for our close */
@@ -228,7 +227,6 @@ struct conn {
 	struct sendq_entry *q;        /* ring */
 	uint32_t qhead, qcount, qcap;
 	size_t qbytes;                /* bufferedAmount */
-	struct msgbuf *inflight;      /* written last turn (pmd may still read it) */
 	char *protocol;               /* negotiated subprotocol, or NULL */
 	char *extra_headers;          /* handshake response headers from Lua */
 	char close_reason[124];
@@ -241,6 +239,10 @@ struct conn {
 	uint8_t pong_pending;         /* Pongs owed in pongs */
 	struct conn_ping *pongs, *pongs_tail;   /* answers to the peer's Pings, in order */
 	struct frame_rx fr;
+	struct pmd *z;                /* permessage-deflate, our own (csrc/deflate.c) */
+	unsigned char *ztx;           /* the compressed message being written */
+	size_t ztx_len, ztx_off;
+	uint8_t z_first, z_binary;    /* the inflated message being read */
 	lws_sorted_usec_list_t sul_drain;   /* own_drain's retry before the raw role */
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
@@ -258,7 +260,7 @@ int conn_established(struct conn *c);
 #define CONN_NOT_HANDLED 2
 struct lws *conn_handshake_wsi(struct conn *c);
 /* the upgrade was answered with our own 101: our frames from now on */
-void conn_own_framing(struct conn *c, int pmd);
+void conn_own_framing(struct conn *c);
 int conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len);
 void conn_finalize(struct conn *c, const char *why);
 void conn_fail(struct conn *c, uint16_t code, const char *reason);
@@ -317,9 +319,8 @@ struct server_vhost {
 	int handshake_timeout;        /* seconds to send complete request headers */
 	int keepalive_timeout;        /* seconds an idle keep-alive HTTP connection stays */
 	int rx_buffer_size;           /* lws's per-connection receive buffer */
-	char subproto[128];           /* name of protocols[1]: see server_confirm_upgrade */
 	char name[32];                /* lws keeps a pointer to the vhost name */
-	struct lws_protocols protocols[3];
+	struct lws_protocols protocols[2];
 };
 
 struct server {

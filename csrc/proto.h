@@ -126,6 +126,37 @@ int frame_parse(struct frame_rx *f, unsigned char *in, size_t len, const struct 
 size_t frame_header(unsigned char *out, int fin, int rsv1, unsigned opcode, uint64_t len);
 #define FRAME_HEADER_MAX 10
 
+
+/* ---- permessage-deflate (RFC 7692), csrc/deflate.c ---- */
+
+/* The server's answer to a Sec-WebSocket-Extensions header: the first
+ * permessage-deflate offer we can honour. no_context: we reset our
+ * compressor per message (asked by the client, or configured); bits: our
+ * window (server_max_window_bits, 9..15); text: the answer's value */
+struct pmd_answer {
+	uint8_t no_context;
+	int8_t bits;
+	size_t len;
+	char text[128];
+};
+/* Returns 0 with *a filled, or -1: no offer we take */
+int pmd_negotiate(const char *offers, size_t len, int no_context, struct pmd_answer *a);
+
+struct pmd;   /* one connection's compressor and decompressor */
+struct pmd *pmd_new(const struct pmd_answer *a, int level, int mem_level);
+void pmd_free(struct pmd *z);
+/* One whole message compressed (the 00 00 ff ff tail taken off) into a new
+ * buffer with headroom bytes free before it: *out (free it), *olen bytes
+ * after the headroom. Returns 0 or -1 (no memory). */
+int pmd_compress(struct pmd *z, const unsigned char *in, size_t len, size_t headroom,
+		 unsigned char **out, size_t *olen);
+/* Feeds a compressed message's piece (final: its last) and hands what it
+ * inflates to sink, 16 KiB at a time; sink returns nonzero to stop.
+ * Returns 0, PMD_BAD (not deflate data), PMD_NOMEM or PMD_STOP. */
+enum { PMD_BAD = -1, PMD_NOMEM = -2, PMD_STOP = -3 };
+int pmd_inflate(struct pmd *z, const unsigned char *in, size_t len, int final,
+		int (*sink)(void *ud, const unsigned char *p, size_t n), void *ud);
+
 #pragma GCC visibility pop
 
 #endif

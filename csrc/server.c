@@ -3,8 +3,10 @@
  * ourselves (precise bind errors, SO_REUSEPORT, and a close that takes
  * effect now, not at lws's 30 s deferred-free tick) and watch it as a raw
  * fd. Every wsi carries its server in its opaque pointer. The handshake is
- * checked here (RFC 6455 4.2.1 details lws leaves to us) before Lua's
- * upgrade hook decides; h2c offers are turned down here so the request is
+ * checked here (RFC 6455 4.2.1) before Lua's upgrade hook decides, and
+ * answered here with our own 101 (permessage-deflate negotiated by
+ * csrc/deflate.c): the connection's frames are then csrc/conn.c's, over
+ * lws's raw role. h2c offers are turned down here so the request is
  * served over HTTP/1.1. Small direct replies (refusals, errors) are
  * written here with our own HTTP/1.1 status line and Date. */
 #define _GNU_SOURCE
@@ -30,7 +32,8 @@
 
 static void server_conn_gone(struct conn *c);
 static void server_link_conn(struct server *s, struct conn *c);
-static int server_own_upgrade(struct conn *c, struct lws *wsi, const char *protos, int plen);
+static int server_own_upgrade(struct server *s, struct conn *c, struct lws *wsi,
+			      const char *protos, int plen);
 
 static struct server *
 server_check(lua_State *L, int idx)
@@ -52,29 +55,6 @@ home_server(struct lws *wsi)
 		return ((struct conn *)o)->srv;
 	if (*o == KIND_REQUEST)
 		return request_server((struct request *)o);
-	return NULL;
-}
-
-/* Every server vhost can speak permessage-deflate; whether a connection
- * may use it is decided per server in CONFIRM_EXTENSION_OKAY. */
-static const struct lws_extension server_extensions[] = {
-	{ "permessage-deflate", lws_extension_callback_pm_deflate,
-	  "permessage-deflate; client_max_window_bits" },
-	{ NULL, NULL, NULL }
-};
-
-static struct server_vhost *
-vhost_slot(struct lws *wsi)
-{
-	/* the vhost the wsi is bound to now (lws_select_vhost may have moved
-	 * it by Host header, leaving its protocol pointer on the old one):
-	 * that is whose protocol names lws matches the subprotocol against */
-	struct lws_vhost *vh = lws_get_vhost(wsi);
-	struct server_vhost *sv;
-
-	for (sv = core_ctx_of(wsi)->server_vhosts; sv; sv = sv->next)
-		if (sv->vh == vh)
-			return sv;
 	return NULL;
 }
 
@@ -322,12 +302,11 @@ push_http_request(lua_State *L, struct lws *wsi, const char *method)
 static int
 server_confirm_upgrade(struct server *s, struct lws *wsi, char *upgrade)
 {
-	struct server_vhost *sv = vhost_slot(wsi);
 	struct ctx *x = s->ctx;
 	lua_State *L = x->L;
 	char *conn_hdr, *key, *ver, *protos, *http;
 	const char *method = "GET";
-	int klen = 0, plen = 0, bad = 0, top = lua_gettop(L), accept;
+	int klen = 0, plen = 0, bad = 0, top = lua_gettop(L), accept, rc;
 	struct conn *c;
 
 	if (s->closing)
@@ -372,7 +351,6 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, char *upgrade)
 	c->close_timeout = s->close_timeout;
 	c->close_on_full = s->close_on_full;
 	conn_attach(c, wsi);   /* pins; userdata stays on the stack */
-	sv->subproto[0] = '\0';
 
 	if (core_dispatch_prepare(x, s->self_ref, "upgrade")) {
 		free(protos);
@@ -390,15 +368,6 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, char *upgrade)
 	}
 	/* results: accept, protocol|status, headers, body */
 	accept = lua_toboolean(L, -4);
-	if (accept && !s->pmd) {
-		int rc = server_own_upgrade(c, wsi, protos, plen);
-
-		free(protos);
-		lua_settop(L, top);
-		if (rc == 0)
-			*(char *)upgrade = '\0';   /* see server_own_upgrade */
-		return rc;
-	}
 	if (!accept) {
 		int status = (int)luaL_optinteger(L, -3, 400);
 		const char *body = lua_tostring(L, -1);
@@ -412,43 +381,12 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, char *upgrade)
 		conn_release_unopened(c);
 		return -1;
 	}
-	if (lua_type(L, -3) == LUA_TSTRING) {
-		size_t n;
-		const char *chosen = lua_tolstring(L, -3, &n);
-
-		if (!protos || n >= sizeof(sv->subproto) ||
-		    !proto_list_has(protos, (size_t)plen, chosen)) {
-			free(protos);
-			lua_settop(L, top);
-			conn_release_unopened(c);
-			return refuse(wsi, 500, NULL, "upgrade hook chose a subprotocol the client did not offer");
-		}
-		memcpy(sv->subproto, chosen, n + 1);
-		c->protocol = strdup(chosen);
-	} else if (protos) {
-		/* lws only binds a protocol whose name the client listed: borrow
-		 * the first offered name here and blank it in FILTER_PROTOCOL_
-		 * CONNECTION, so no Sec-WebSocket-Protocol goes back */
-		const char *comma = strchr(protos, ',');
-		size_t n = comma ? (size_t)(comma - protos) : strlen(protos);
-
-		while (n && (protos[n - 1] == ' ' || protos[n - 1] == '\t'))
-			n--;
-		memcpy(sv->subproto, protos, n);
-		sv->subproto[n] = '\0';
-		c->protocol = NULL;
-	}
-	if (lua_type(L, -2) == LUA_TSTRING)
-		c->extra_headers = strdup(lua_tostring(L, -2));
-	if (s->pmd) {
-		char *ext = hdr_dup(wsi, WSI_TOKEN_EXTENSIONS, NULL);
-
-		c->pmd_reset_tx = ext && strstr(ext, "server_no_context_takeover");
-		free(ext);
-	}
+	rc = server_own_upgrade(s, c, wsi, protos, plen);
 	free(protos);
 	lua_settop(L, top);
-	return 0;
+	if (rc == 0)
+		*upgrade = '\0';   /* see server_own_upgrade */
+	return rc;
 }
 
 /* An upgrade the hook accepted, to be answered by us: its results are on
@@ -461,9 +399,14 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, char *upgrade)
  * LWS_CALLBACK_HTTP that follows (server_switch). Returns 0, or -1 after
  * a refusal. */
 static int
-server_own_upgrade(struct conn *c, struct lws *wsi, const char *protos, int plen)
+server_own_upgrade(struct server *s, struct conn *c, struct lws *wsi, const char *protos,
+		   int plen)
 {
 	lua_State *L = c->ctx->L;
+	struct pmd_answer ans;
+	const char *extra = NULL;
+	char *ext;
+	int elen = 0;
 
 	if (lua_type(L, -3) == LUA_TSTRING) {
 		const char *chosen = lua_tostring(L, -3);
@@ -476,7 +419,23 @@ server_own_upgrade(struct conn *c, struct lws *wsi, const char *protos, int plen
 		c->protocol = strdup(chosen);
 	}
 	if (lua_type(L, -2) == LUA_TSTRING)
-		c->extra_headers = strdup(lua_tostring(L, -2));
+		extra = lua_tostring(L, -2);
+	/* permessage-deflate: the first offer we can honour, answered in the
+	 * 101 ahead of the hook's own header lines */
+	ext = s->pmd ? hdr_dup(wsi, WSI_TOKEN_EXTENSIONS, &elen) : NULL;
+	if (ext && pmd_negotiate(ext, (size_t)elen, s->pmd_no_context, &ans) == 0) {
+		c->z = pmd_new(&ans, s->pmd_level, s->pmd_mem_level);
+		c->pmd = c->z != NULL;
+	}
+	free(ext);
+	if (c->z || extra) {
+		size_t n = (c->z ? ans.len + 32 : 0) + (extra ? strlen(extra) : 0) + 1;
+
+		c->extra_headers = malloc(n);
+		if (c->extra_headers)
+			snprintf(c->extra_headers, n, "%s%s%s%s", c->z ? "sec-websocket-extensions: " : "",
+				 c->z ? ans.text : "", c->z ? "\r\n" : "", extra ? extra : "");
+	}
 	c->own = 1;   /* the 101 is still to be written: state CONNECTING */
 	return 0;
 }
@@ -496,7 +455,7 @@ server_switch(struct server *s, struct conn *c, struct lws *wsi)
 		conn_release_unopened(c);
 		return -1;
 	}
-	conn_own_framing(c, 0);
+	conn_own_framing(c);
 	if (lws_http_transaction_completed(wsi)) {
 		conn_release_unopened(c);
 		return -1;
@@ -509,24 +468,6 @@ server_switch(struct server *s, struct conn *c, struct lws *wsi)
 		return 0;
 	}
 	return conn_established(c);
-}
-
-static int
-server_add_headers(struct conn *c, struct lws_process_html_args *args)
-{
-	size_t n;
-
-	if (!c->extra_headers)
-		return 0;
-	n = strlen(c->extra_headers);
-	if ((int)n >= args->max_len)
-		return 1;
-	memcpy(args->p, c->extra_headers, n);
-	args->p += n;
-	args->max_len -= (int)n;
-	free(c->extra_headers);
-	c->extra_headers = NULL;
-	return 0;
 }
 
 /* lws drops a request whose headers do not fit max_http_header_data
@@ -579,30 +520,6 @@ server_header_overflow(struct ctx *x, int level, const char *line)
 	fd = lws_get_socket_fd(overflow_candidate);
 	if (fd >= 0 && send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		return;   /* best effort: the connection is going anyway */
-}
-
-/* permessage-deflate on an established connection. lws 4.1.6's pmd names
- * its switches from the client's side: its "server_no_context_takeover"
- * resets the *inflater* after each message, its "client_no_context_
- * takeover" the *deflater*. A server must never reset its inflater (the
- * client may keep its context), and resets its deflater when it promised
- * server_no_context_takeover or was configured to. */
-static void
-server_pmd_setup(struct server *s, struct conn *c, struct lws *wsi)
-{
-	char v[8];
-
-	if (lws_set_extension_option(wsi, "permessage-deflate", "server_no_context_takeover",
-				     "0"))
-		return;   /* not negotiated on this connection */
-	c->pmd = 1;
-	if (s->pmd_no_context || c->pmd_reset_tx)
-		lws_set_extension_option(wsi, "permessage-deflate", "client_no_context_takeover",
-					 "1");
-	snprintf(v, sizeof(v), "%d", s->pmd_level);
-	lws_set_extension_option(wsi, "permessage-deflate", "compression_level", v);
-	snprintf(v, sizeof(v), "%d", s->pmd_mem_level);
-	lws_set_extension_option(wsi, "permessage-deflate", "mem_level", v);
 }
 
 /* ---- lifetime ----------------------------------------------------------- */
@@ -723,7 +640,6 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	struct conn *c = core_opaque(wsi, KIND_CONN);
 	struct request *r = core_opaque(wsi, KIND_REQUEST);
 	struct server *s = home_server(wsi);
-	struct server_vhost *sv;
 	int handled;
 
 	/* what every established connection does, client or server */
@@ -786,43 +702,6 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			 * connection's later request): no second answer */
 			return -1;
 		return server_confirm_upgrade(s, wsi, in);
-
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		/* lws bound the borrowed name: blank it unless Lua chose it */
-		sv = vhost_slot(wsi);
-		if (sv && c && !c->protocol)
-			sv->subproto[0] = '\0';
-		break;
-
-	case LWS_CALLBACK_ADD_HEADERS:
-		if (c)
-			return server_add_headers(c, in);
-		break;
-
-	case LWS_CALLBACK_CONFIRM_EXTENSION_OKAY:
-		return !(s && s->pmd);   /* nonzero: not on this connection */
-
-	case LWS_CALLBACK_ESTABLISHED:
-		sv = vhost_slot(wsi);
-		if (sv)
-			sv->subproto[0] = '\0';
-		if (!c || !s)
-			return -1;
-		if (s->pmd)
-			server_pmd_setup(s, c, wsi);
-		server_link_conn(s, c);
-		s->n_accepted++;
-		if (s->closing) {
-			c->state = CONN_OPEN;
-			conn_request_close(c, 1001, "server closing", 14);
-			break;
-		}
-		return conn_established(c);
-
-	case LWS_CALLBACK_CLOSED:
-		if (c)
-			conn_finalize(c, NULL);
-		break;
 
 	case LWS_CALLBACK_RAW_ADOPT:
 	case LWS_CALLBACK_RAW_RX:
@@ -974,18 +853,12 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	 * big means fewer RECEIVE callbacks for big messages */
 	sv->protocols[0].rx_buffer_size = (size_t)rx_size;
 	sv->protocols[0].tx_packet_size = CONN_TX_PACKET;
-	sv->protocols[1].name = sv->subproto;   /* see server_confirm_upgrade */
-	sv->protocols[1].callback = server_callback;
-	sv->protocols[1].user = sv;
-	sv->protocols[1].rx_buffer_size = (size_t)rx_size;
-	sv->protocols[1].tx_packet_size = CONN_TX_PACKET;
 
 	memset(&info, 0, sizeof(info));
 	snprintf(sv->name, sizeof(sv->name), "lws-lua-server-%d", ++serial);
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;   /* we listen ourselves */
 	info.vhost_name = sv->name;
 	info.protocols = sv->protocols;
-	info.extensions = server_extensions;
 	info.keepalive_timeout = ka_timeout;
 	/* from a request's first byte to its complete headers (slowloris) */
 	info.timeout_secs_ah_idle = (unsigned)hs_timeout;

@@ -3,7 +3,7 @@
 # add seeds). Each seed is printf %b escapes, so every byte is visible here.
 set -eu
 cd "$(dirname "$0")"
-mkdir -p corpus/utf8 corpus/close corpus/handshake corpus/http
+mkdir -p corpus/utf8 corpus/close corpus/handshake corpus/http corpus/frame corpus/pmd
 
 # seed DIR NAME BYTES
 seed() { printf '%b' "$3" >"corpus/$1/$2"; }
@@ -209,3 +209,29 @@ b te-chunked-gzip '\x98chunked, gzip'
 b te-params '\x98chunked;q=1'
 b te-empty-element '\x98chunked,'
 b te-identity '\x98identity'
+
+# frame: first byte = side (bit 0 server), RSV1 allowed (bit 1), cuts
+# (bits 2-4), then one length byte per cut, then the stream.
+fr() { seed frame "$1" "$2"; }
+fr masked-text '\x01\x81\x85\x01\x02\x03\x04\x69\x67\x6f\x68\x6e'
+fr masked-text-cut '\x05\x03\x81\x85\x01\x02\x03\x04\x69\x67\x6f\x68\x6e'
+fr fragments-ping '\x01\x01\x80\x00\x00\x00\x00\x89\x82\x00\x00\x00\x00pp\x80\x81\x00\x00\x00\x00b'
+fr close-1012 '\x01\x88\x85\x00\x00\x00\x00\x03\xf4bye'
+fr len16 '\x01\x82\xfe\x00\x80\x00\x00\x00\x00'
+fr len64 '\x01\x82\xff\x00\x00\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00'
+fr compressed '\x03\xc1\x87\x00\x00\x00\x00\xf2\x48\xcd\xc9\xc9\x07\x00'
+fr client-side '\x00\x81\x05hello\x8a\x00'
+fr bad-rsv '\x01\xa1\x80\x00\x00\x00\x00'
+fr top-bit '\x01\x82\xff\x80\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00'
+
+# pmd: a Sec-WebSocket-Extensions value (also used as message bytes)
+pm() { seed pmd "$1" "$2"; }
+pm chrome 'permessage-deflate; client_max_window_bits'
+pm firefox 'permessage-deflate'
+pm ws-node 'permessage-deflate; client_max_window_bits'
+pm snct 'permessage-deflate; server_no_context_takeover; client_no_context_takeover'
+pm bits 'permessage-deflate; server_max_window_bits=10; client_max_window_bits=12'
+pm quoted 'permessage-deflate; server_max_window_bits="10"'
+pm two-offers 'permessage-deflate; server_max_window_bits=8, permessage-deflate'
+pm unknown 'permessage-deflate; foo, x-webkit-deflate-frame'
+pm text '\x03\x05\x10hello hello hello hello hello, the quick brown fox'
