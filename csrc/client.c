@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -22,6 +23,31 @@
  * goes on the wire. */
 #define VERIFY_FAILED 1015
 #define HANDSHAKE_REFUSED 1002
+
+/* Our own opening handshake (RFC 6455 4.1) on a raw socket (ws://): lws
+ * connects and hands us the bytes; the frames are then csrc/conn.c's,
+ * masked. wss:// stays on lws's ws role (see l_connect). */
+#define RESPONSE_MAX 16384   /* the server's 101 and its header lines */
+
+struct client_hs {
+	char accept[32];          /* the Sec-WebSocket-Accept we expect */
+	char *offered;            /* the Sec-WebSocket-Protocol we sent, or NULL */
+	char *request;            /* not yet written, or NULL */
+	size_t request_len;
+	size_t resp_len;
+	char resp[RESPONSE_MAX];
+};
+
+static void
+client_hs_free(struct conn *c)
+{
+	if (!c->hs)
+		return;
+	free(c->hs->offered);
+	free(c->hs->request);
+	free(c->hs);
+	c->hs = NULL;
+}
 
 struct client_vhost {
 	struct client_vhost *next;
@@ -261,6 +287,222 @@ connection_error(struct conn *c, struct lws *wsi, const char *in, size_t len)
 		client_fail_later(c, "connect", 0, text);
 }
 
+
+/* ---- the opening handshake ------------------------------------------- */
+
+/* header name: value (OWS trimmed) of the response's lines; repeated
+ * lines joined with ", " (RFC 9110 5.3). NULL if absent. */
+static char *
+resp_header(const char *head, const char *name)
+{
+	size_t nlen = strlen(name), cap = 0, used = 0;
+	const char *line = strstr(head, "\r\n");
+	char *out = NULL;
+
+	while (line && line[2] != '\r') {
+		const char *start = line + 2, *end = strstr(start, "\r\n"), *v;
+
+		if (!end)
+			break;
+		if ((size_t)(end - start) > nlen && start[nlen] == ':' &&
+		    !strncasecmp(start, name, nlen)) {
+			size_t vlen;
+
+			v = start + nlen + 1;
+			while (v < end && (*v == ' ' || *v == '\t'))
+				v++;
+			vlen = (size_t)(end - v);
+			while (vlen && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+				vlen--;
+			if (used + vlen + 3 > cap) {
+				char *n;
+
+				cap = used + vlen + 64;
+				n = realloc(out, cap);
+				if (!n) {
+					free(out);
+					return NULL;
+				}
+				out = n;
+			}
+			if (used) {
+				memcpy(out + used, ", ", 2);
+				used += 2;
+			}
+			memcpy(out + used, v, vlen);
+			used += vlen;
+			out[used] = '\0';
+		}
+		line = end;
+	}
+	return out;
+}
+
+/* The response is complete at head[0..n): check it. Returns 0 (open), or
+ * -1 after client_fail_later. */
+static int
+handshake_check(struct conn *c, const char *head)
+{
+	struct client_hs *hs = c->hs;
+	unsigned status = 0;
+	char *v;
+	int bad;
+
+	if (strncmp(head, "HTTP/1.1 ", 9) || sscanf(head + 9, "%3u", &status) != 1) {
+		client_fail_later(c, "handshake", 0, "the server's answer is not HTTP/1.1");
+		return -1;
+	}
+	if (status != 101) {
+		char text[32], *ra = resp_header(head, "retry-after");
+
+		/* a 503/429 refusal may say when to come back (reconnect storms) */
+		if (ra)
+			c->retry_after = (uint32_t)strtoul(ra, NULL, 10);
+		free(ra);
+		snprintf(text, sizeof(text), "HTTP %u", status);
+		client_fail_later(c, "http", status, text);
+		return -1;
+	}
+	v = resp_header(head, "upgrade");
+	bad = !v || strcasecmp(v, "websocket");
+	free(v);
+	if (bad) {
+		client_fail_later(c, "handshake", 0, "the 101 has no 'Upgrade: websocket'");
+		return -1;
+	}
+	v = resp_header(head, "connection");
+	bad = !v || !proto_list_has(v, strlen(v), "upgrade");
+	free(v);
+	if (bad) {
+		client_fail_later(c, "handshake", 0, "the 101 has no 'Connection: Upgrade'");
+		return -1;
+	}
+	v = resp_header(head, "sec-websocket-accept");
+	bad = !v || strcmp(v, hs->accept);
+	free(v);
+	if (bad) {
+		client_fail_later(c, "handshake", 0, "missing or wrong Sec-WebSocket-Accept");
+		return -1;
+	}
+	v = resp_header(head, "sec-websocket-extensions");
+	if (v && *v) {
+		/* we offer none: a server may not choose one (RFC 6455 4.1) */
+		free(v);
+		client_fail_later(c, "handshake", 0, "the server chose an extension that was not offered");
+		return -1;
+	}
+	free(v);
+	v = resp_header(head, "sec-websocket-protocol");
+	if (v && strchr(v, ',')) {
+		char detail[200];
+
+		snprintf(detail, sizeof(detail), "the server chose more than one subprotocol (%s)", v);
+		free(v);
+		client_fail_later(c, "handshake", 0, detail);
+		return -1;
+	}
+	if (v && (!hs->offered || !proto_list_has(hs->offered, strlen(hs->offered), v))) {
+		free(v);
+		client_fail_later(c, "handshake", 0, "the server chose a subprotocol that was not offered");
+		return -1;
+	}
+	free(c->protocol);
+	c->protocol = v;
+	return 0;
+}
+
+/* The server's bytes until its response ends; what follows is frames */
+static int
+handshake_rx(struct conn *c, struct lws *wsi, unsigned char *in, size_t len)
+{
+	struct client_hs *hs = c->hs;
+	size_t room = sizeof(hs->resp) - 1 - hs->resp_len, take = len < room ? len : room;
+	char *end;
+
+	memcpy(hs->resp + hs->resp_len, in, take);
+	hs->resp_len += take;
+	hs->resp[hs->resp_len] = '\0';
+	end = strstr(hs->resp, "\r\n\r\n");
+	if (!end) {
+		if (take < len || hs->resp_len == sizeof(hs->resp) - 1) {
+			client_fail_later(c, "handshake", 0, "the server's response headers are too long");
+			return -1;
+		}
+		return 0;
+	}
+	end[2] = '\0';   /* the head with its last line's CRLF */
+	{
+		/* the bytes of this read after the head */
+		size_t head_len = (size_t)(end + 4 - hs->resp), before = hs->resp_len - take;
+		size_t rest_off = head_len - before;
+
+		if (handshake_check(c, hs->resp))
+			return -1;
+		client_hs_free(c);
+		c->close_code = 0;
+		c->close_reason_len = 0;
+		conn_established(c);
+		if (rest_off < len && c->wsi == wsi)
+			return conn_own_rx(c, in + rest_off, len - rest_off);
+	}
+	return 0;
+}
+
+/* the request, built when connect() is called */
+static int
+handshake_request(struct conn *c, lua_State *L, const char *path, const char *host,
+		  const char *protocols, const char *origin, const char *headers)
+{
+	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+	unsigned char nonce[16], sha[20];
+	char key[32], joined[80];
+	struct client_hs *hs = calloc(1, sizeof(*hs));
+	luaL_Buffer b;
+	size_t n;
+	const char *r;
+
+	if (!hs)
+		return -1;
+	c->hs = hs;
+	if (lws_get_random(core_ctx(L)->lws, nonce, sizeof(nonce)) != sizeof(nonce))
+		return -1;
+	lws_b64_encode_string((char *)nonce, sizeof(nonce), key, sizeof(key));
+	n = (size_t)snprintf(joined, sizeof(joined), "%s%s", key, guid);
+	lws_SHA1((unsigned char *)joined, n, sha);
+	lws_b64_encode_string((char *)sha, 20, hs->accept, sizeof(hs->accept));
+	if (protocols && !(hs->offered = strdup(protocols)))
+		return -1;
+	luaL_buffinit(L, &b);
+	luaL_addstring(&b, "GET ");
+	luaL_addstring(&b, path);
+	luaL_addstring(&b, " HTTP/1.1\r\nHost: ");
+	luaL_addstring(&b, host);
+	luaL_addstring(&b, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ");
+	luaL_addstring(&b, key);
+	luaL_addstring(&b, "\r\nSec-WebSocket-Version: 13\r\n");
+	if (protocols) {
+		luaL_addstring(&b, "Sec-WebSocket-Protocol: ");
+		luaL_addstring(&b, protocols);
+		luaL_addstring(&b, "\r\n");
+	}
+	if (origin) {
+		luaL_addstring(&b, "Origin: ");
+		luaL_addstring(&b, origin);
+		luaL_addstring(&b, "\r\n");
+	}
+	if (headers)
+		luaL_addstring(&b, headers);
+	luaL_addstring(&b, "\r\n");
+	luaL_pushresult(&b);
+	r = lua_tolstring(L, -1, &n);
+	hs->request = malloc(n);
+	if (hs->request)
+		memcpy(hs->request, r, n);
+	hs->request_len = n;
+	lua_pop(L, 1);
+	return hs->request ? 0 : -1;
+}
+
 static int
 client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		size_t len)
@@ -279,7 +521,36 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			client_verify_result(c, user, in, (int)len);
 		return 0;
 
+	case LWS_CALLBACK_RAW_CONNECTED:
+		if (!c)
+			return -1;
+		c->raw = 1;
+		lws_callback_on_writable(wsi);
+		return 0;
+
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		if (c && c->hs && c->hs->request) {
+			int n = lws_write(wsi, (unsigned char *)c->hs->request, c->hs->request_len,
+					  LWS_WRITE_RAW);
+
+			free(c->hs->request);
+			c->hs->request = NULL;
+			return n < 0 ? -1 : 0;
+		}
+		return 0;
+
+	case LWS_CALLBACK_RAW_RX:
+		if (!c || !c->hs)
+			return -1;
+		return handshake_rx(c, wsi, in, len);
+
+	case LWS_CALLBACK_RAW_CLOSE:
+		if (c)
+			connection_error(c, wsi, "closed before established", 25);
+		return 0;
+
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		/* wss:// only (lws's ws role): our extra request headers */
 		if (c && c->extra_headers) {
 			char **p = (char **)in;
 			size_t n = strlen(c->extra_headers);
@@ -363,7 +634,7 @@ l_connect(lua_State *L)
 {
 	struct ctx *x = core_ctx(L);
 	struct lws_client_connect_info ci;
-	const char *headers, *ca, *origin;
+	const char *headers, *ca, *origin, *protocols;
 	char msg[300];
 	struct conn *c;
 	int tls, insecure;
@@ -379,8 +650,7 @@ l_connect(lua_State *L)
 	ci.path = core_opt_str_field(L, 1, "path", "/");
 	/* SNI, certificate hostname check and the Host header (docs/libwebsockets-4.1.md §1.3) */
 	ci.host = core_opt_str_field(L, 1, "host", ci.address);
-	ci.protocol = core_opt_str_field(L, 1, "protocols", NULL);
-	ci.ietf_version_or_minus_one = -1;
+	protocols = core_opt_str_field(L, 1, "protocols", NULL);
 	ci.local_protocol_name = "lws-lua-client";
 	tls = core_opt_bool_field(L, 1, "tls", 0);
 	insecure = core_opt_bool_field(L, 1, "insecure", 0);
@@ -397,6 +667,7 @@ l_connect(lua_State *L)
 
 	c = conn_new(L, x);
 	c->is_client = 1;
+	c->gone = client_hs_free;
 	c->max_message = (size_t)core_opt_int_field(L, 1, "max_message_size",
 						    CONN_MAX_MESSAGE_DEFAULT, 0, CONN_LIMIT_MAX);
 	c->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes",
@@ -420,16 +691,32 @@ l_connect(lua_State *L)
 		client_fail_later(c, "tls", 0, "cannot create the TLS client context");
 		return 1;
 	}
-	/* lws writes ci.origin as "Origin: http://<origin>" unless a context
-	 * option says otherwise: send it as one of our own headers instead */
-	if (origin) {
-		size_t n = strlen(origin) + (headers ? strlen(headers) : 0) + 11;
+	if (!tls) {
+		/* a raw socket: the handshake and the frames are ours */
+		ci.method = "RAW";
+		if (handshake_request(c, L, ci.path, ci.host, protocols, origin, headers)) {
+			client_fail_later(c, "connect", 0, "out of memory");
+			return 1;
+		}
+		conn_own_framing(c);
+	} else {
+		/* wss:// stays on lws's ws role: lws 4.1.6 cannot start TLS on a
+		 * raw client socket (core-net/connect.c creates the TLS session
+		 * for method "RAW" before the socket exists, and fails). lws
+		 * writes ci.origin as "Origin: http://<origin>" unless a context
+		 * option says otherwise: it goes with our own headers instead */
+		ci.protocol = protocols;
+		ci.ietf_version_or_minus_one = -1;
+		if (origin) {
+			size_t n = strlen(origin) + (headers ? strlen(headers) : 0) + 11;
 
-		c->extra_headers = malloc(n);
-		if (c->extra_headers)
-			snprintf(c->extra_headers, n, "Origin: %s\r\n%s", origin, headers ? headers : "");
-	} else if (headers) {
-		c->extra_headers = strdup(headers);
+			c->extra_headers = malloc(n);
+			if (c->extra_headers)
+				snprintf(c->extra_headers, n, "Origin: %s\r\n%s", origin,
+					 headers ? headers : "");
+		} else if (headers) {
+			c->extra_headers = strdup(headers);
+		}
 	}
 	ci.opaque_user_data = c;
 	ci.pwsi = &c->wsi;

@@ -710,8 +710,8 @@ own_error(void *ud, uint16_t code, const char *msg)
 static const struct frame_sink own_sink = { own_data, own_control, own_error };
 
 /* bytes from lws's raw role (or the h1 role's fallback to it) */
-static int
-own_rx(struct conn *c, unsigned char *in, size_t len)
+int
+conn_own_rx(struct conn *c, unsigned char *in, size_t len)
 {
 	c->last_rx = lws_now_usecs();
 	if (c->state == CONN_CLOSED || c->got_peer_close || c->fr.state == FRAME_DEAD)
@@ -753,7 +753,9 @@ conn_own_framing(struct conn *c)
 	lua_State *L = c->ctx->L;
 
 	c->own = 1;
-	frame_rx_init(&c->fr, 1, c->z != NULL);
+	frame_rx_init(&c->fr, !c->is_client, c->z != NULL);
+	if (c->is_client)
+		return;   /* a raw socket from the start (csrc/client.c) */
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
 	core_defer(c->ctx, own_settle, c, luaL_ref(L, LUA_REGISTRYINDEX));
 }
@@ -913,6 +915,49 @@ conn_writeable(struct conn *c)
 
 /* ---- own framing: writing ------------------------------------------------ */
 
+/* A client masks every frame with a fresh unpredictable key (RFC 6455
+ * 5.3): keys come from lws's random source, 1024 at a time. */
+static void
+mask_key(struct conn *c, unsigned char key[4])
+{
+	static unsigned char pool[4096];
+	static size_t at = sizeof(pool);
+
+	if (at == sizeof(pool)) {
+		if (lws_get_random(lws_get_context(c->wsi), pool, sizeof(pool)) != sizeof(pool)) {
+			size_t i;   /* no random source: still never a zero key */
+
+			for (i = 0; i < sizeof(pool); i++)
+				pool[i] = (unsigned char)(rand() | 1);
+		}
+		at = 0;
+	}
+	memcpy(key, pool + at, 4);
+	at += 4;
+}
+
+/* One frame into out: header, then the payload, masked on a client.
+ * Returns its length (at most FRAME_HEADER_MAX + 4 + n). */
+static size_t
+put_frame(struct conn *c, unsigned char *out, int fin, int rsv1, unsigned opcode,
+	  const unsigned char *p, size_t n)
+{
+	size_t hl = frame_header(out, fin, rsv1, opcode, n), i;
+	unsigned char key[4];
+
+	if (!c->is_client) {
+		memcpy(out + hl, p, n);
+		return hl + n;
+	}
+	out[1] |= 0x80;
+	mask_key(c, key);
+	memcpy(out + hl, key, 4);
+	hl += 4;
+	for (i = 0; i < n; i++)
+		out[hl + i] = p[i] ^ key[i & 3];
+	return hl + n;
+}
+
 /* Owed Pongs, then ping() Pings, as one write ahead of any data */
 static int
 own_write_controls(struct conn *c)
@@ -924,9 +969,7 @@ own_write_controls(struct conn *c)
 		struct conn_ping *p = c->pongs ? c->pongs : c->pings;
 		int pong = p == c->pongs;
 
-		used += frame_header(out + used, 1, 0, pong ? 10 : 9, p->len);
-		memcpy(out + used, p->buf + LWS_PRE, p->len);
-		used += p->len;
+		used += put_frame(c, out + used, 1, 0, pong ? 10 : 9, p->buf + LWS_PRE, p->len);
 		if (pong) {
 			c->pongs = p->next;
 			if (!c->pongs)
@@ -955,9 +998,16 @@ own_write_piece(struct conn *c, struct msgbuf *m, size_t off, size_t chunk, int 
 {
 	unsigned char hdr[FRAME_HEADER_MAX], saved[FRAME_HEADER_MAX];
 	unsigned char *p = m->data + LWS_PRE + off;
-	size_t hl = frame_header(hdr, last, 0, first ? (m->binary ? 2u : 1u) : 0u, chunk);
+	unsigned opcode = first ? (m->binary ? 2u : 1u) : 0u;
+	size_t hl;
 	int n;
 
+	if (c->is_client) {   /* masked: a copy (m may be shared), chunk <= FRAG_SIZE */
+		size_t len = put_frame(c, c->ctx->batch, last, 0, opcode, p, chunk);
+
+		return lws_write(c->wsi, c->ctx->batch, len, LWS_WRITE_RAW) < (int)len ? -1 : 0;
+	}
+	hl = frame_header(hdr, last, 0, opcode, chunk);
 	memcpy(saved, p - hl, hl);
 	memcpy(p - hl, hdr, hl);
 	n = lws_write(c->wsi, p - hl, chunk + hl, LWS_WRITE_RAW);
@@ -1015,18 +1065,18 @@ own_write_compressed(struct conn *c, struct sendq_entry *e)
 static int
 own_write_close(struct conn *c)
 {
-	unsigned char *out = c->ctx->batch + LWS_PRE;
+	unsigned char payload[125], *out = c->ctx->batch + LWS_PRE;
 	size_t n = 0;
 
 	if (c->close_code != 1005) {
-		out[2] = (unsigned char)(c->close_code >> 8);
-		out[3] = (unsigned char)c->close_code;
-		memcpy(out + 4, c->close_reason, c->close_reason_len);
+		payload[0] = (unsigned char)(c->close_code >> 8);
+		payload[1] = (unsigned char)c->close_code;
+		memcpy(payload + 2, c->close_reason, c->close_reason_len);
 		n = 2 + (size_t)c->close_reason_len;
 	}
-	frame_header(out, 1, 0, 8, n);
+	n = put_frame(c, out, 1, 0, 8, payload, n);
 	c->close_sent = 1;
-	return lws_write(c->wsi, out, n + 2, LWS_WRITE_RAW) < (int)(n + 2) ? -1 : 0;
+	return lws_write(c->wsi, out, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
 }
 
 /* Before the raw role nothing drains lws's buflist_out for us: each call
@@ -1099,7 +1149,7 @@ own_writeable(struct conn *c)
 				break;
 			continue;
 		}
-		if (c->qcount > 1 && first && m->len <= BATCH_MAX && !c->z) {
+		if (c->qcount > 1 && first && m->len <= BATCH_MAX && !c->z && !c->is_client) {
 			if (write_batch(c) < 0)
 				return -1;
 			if (budget <= BATCH_BUF)
@@ -1153,6 +1203,8 @@ conn_handshake_wsi(struct conn *c)
 int
 conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len)
 {
+	if (c->own && c->hs)
+		return CONN_NOT_HANDLED;   /* the handshake is csrc/client.c's */
 	if (c->own) {
 		switch (reason) {
 		case LWS_CALLBACK_RAW_ADOPT:   /* the client's first bytes: now raw */
@@ -1161,7 +1213,7 @@ conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t
 				arm_backstop(c);   /* lws cleared the wsi's timeout */
 			return 0;
 		case LWS_CALLBACK_RAW_RX:
-			return own_rx(c, in, len);
+			return conn_own_rx(c, in, len);
 		case LWS_CALLBACK_RAW_WRITEABLE:
 		case LWS_CALLBACK_HTTP_WRITEABLE:   /* before the first bytes */
 			return own_writeable(c);

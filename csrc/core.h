@@ -103,7 +103,7 @@ struct ctx {
 	struct deferred *deferred_head, *deferred_tail;
 	struct conn *flush_head;             /* conns with data to write this turn */
 	lws_sorted_usec_list_t sul_flush;    /* poll loop: no wait while it is non-empty */
-	unsigned char batch[LWS_PRE + 65536];   /* conn.c write_batch scratch */
+	unsigned char batch[LWS_PRE + 65536];   /* conn.c: a batch of frames, or one masked fragment */
 };
 
 /* core.c: the context and the loop */
@@ -243,6 +243,7 @@ struct conn {
 	unsigned char *ztx;           /* the compressed message being written */
 	size_t ztx_len, ztx_off;
 	uint8_t z_first, z_binary;    /* the inflated message being read */
+	struct client_hs *hs;         /* client.c's, until the handshake is over */
 	lws_sorted_usec_list_t sul_drain;   /* own_drain's retry before the raw role */
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
@@ -259,8 +260,12 @@ int conn_established(struct conn *c);
  * returns, or CONN_NOT_HANDLED for any other reason */
 #define CONN_NOT_HANDLED 2
 struct lws *conn_handshake_wsi(struct conn *c);
-/* the upgrade was answered with our own 101: our frames from now on */
+/* the upgrade was answered with our own 101 (server), or a client's
+ * request went out on a raw socket: our frames from now on */
 void conn_own_framing(struct conn *c);
+/* the peer's bytes once the handshake is over (a client's first frames
+ * may come in the same read as the server's 101) */
+int conn_own_rx(struct conn *c, unsigned char *in, size_t len);
 int conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len);
 void conn_finalize(struct conn *c, const char *why);
 void conn_fail(struct conn *c, uint16_t code, const char *reason);

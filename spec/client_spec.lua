@@ -132,7 +132,7 @@ describe("lws.WebSocket against Node's ws server", function()
 		local _, rec6 = client(url(port6), { "chat.v2", "zzz" })
 		e = rec6.wait("error")
 		assert.are.same({ "handshake", "invalid WebSocket handshake from 127.0.0.1:" .. port6
-			.. ": the server chose more than one subprotocol (chat.v2,  zzz)" }, { e[3], e[2] })
+			.. ": the server chose more than one subprotocol (chat.v2, zzz)" }, { e[3], e[2] })
 		assert.are.equal(1006, rec6.wait("close")[2])
 
 		-- a server that picks none: open, protocol "" (as browsers do)

@@ -311,6 +311,12 @@ function H.raw(port, from)
 	s:settimeout(5)
 	if from then assert(s:bind(from, 0)) end
 	assert(s:connect("127.0.0.1", port))
+	return H.raw_wrap(s)
+end
+
+--- raw_wrap(sock) -> the same raw object over a connected luasocket socket
+-- (one a spec accepted: a server that writes exact bytes to our client)
+function H.raw_wrap(s)
 	s:settimeout(0)
 	s:setoption("tcp-nodelay", true)
 	local r = setmetatable({ sock = s, buf = "", closed = false }, Raw)
@@ -464,16 +470,67 @@ function Raw:read_frame(ms)
 			if #b < 10 then return nil end
 			len = string.unpack(">I8", b, 3); off = 11
 		end
-		if b2 & 0x80 ~= 0 then off = off + 4 end   -- servers never mask
+		local key
+		if b2 & 0x80 ~= 0 then key = { b:byte(off, off + 3) }; off = off + 4 end
 		if #b < off + len - 1 then return nil end
+		local payload = b:sub(off, off + len - 1)
+		if key then   -- a client's frame (raw_wrap): unmask it
+			local t = { payload:byte(1, -1) }
+			for i = 1, #t do t[i] = t[i] ~ key[((i - 1) % 4) + 1] end
+			payload = string.char(table.unpack(t))
+		end
 		frame = { fin = b1 & 0x80 ~= 0, rsv = (b1 >> 4) & 7, opcode = b1 & 0x0f,
-			payload = b:sub(off, off + len - 1), masked = b2 & 0x80 ~= 0 }
+			payload = payload, masked = key ~= nil }
 		self.buf = b:sub(off + len)
 		return frame
 	end
 	H.run_until(function() return parse() or self.closed end, ms or 5000, "a frame from the server")
 	if not frame then parse() end
 	return frame
+end
+
+--- read_request([ms]) -> the head of an HTTP request read from a raw_wrap'ed
+-- socket (up to its empty line), the headers table (lower-case names)
+function Raw:read_request(ms)
+	local head
+	H.run_until(function()
+		local e = self.buf:find("\r\n\r\n", 1, true)
+		if e then head, self.buf = self.buf:sub(1, e + 3), self.buf:sub(e + 4) end
+		return head or self.closed
+	end, ms or 5000, "an HTTP request")
+	if not head then return nil end
+	local headers = {}
+	for name, value in head:gmatch("\r\n([^:\r\n]+):[ \t]*([^\r\n]*)") do
+		headers[name:lower()] = value
+	end
+	return head, headers
+end
+
+--- sha1(s) -> the 20-byte SHA-1 digest (for Sec-WebSocket-Accept in specs
+-- that play the server)
+function H.sha1(msg)
+	local function rol(x, n) return ((x << n) | (x >> (32 - n))) & 0xffffffff end
+	local h0, h1, h2, h3, h4 = 0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0
+	local ml = #msg * 8
+	msg = msg .. "\128" .. string.rep("\0", (55 - #msg) % 64) .. string.pack(">I8", ml)
+	for chunk = 1, #msg, 64 do
+		local w = {}
+		for i = 0, 15 do w[i] = string.unpack(">I4", msg, chunk + i * 4) end
+		for i = 16, 79 do w[i] = rol(w[i - 3] ~ w[i - 8] ~ w[i - 14] ~ w[i - 16], 1) end
+		local a, b, c, d, e = h0, h1, h2, h3, h4
+		for i = 0, 79 do
+			local f, k
+			if i < 20 then f, k = (b & c) | ((~b) & d), 0x5A827999
+			elseif i < 40 then f, k = b ~ c ~ d, 0x6ED9EBA1
+			elseif i < 60 then f, k = (b & c) | (b & d) | (c & d), 0x8F1BBCDC
+			else f, k = b ~ c ~ d, 0xCA62C1D6 end
+			local t = (rol(a, 5) + (f & 0xffffffff) + e + k + w[i]) & 0xffffffff
+			a, b, c, d, e = t, a, rol(b, 30), c, d
+		end
+		h0, h1, h2, h3, h4 = (h0 + a) & 0xffffffff, (h1 + b) & 0xffffffff, (h2 + c) & 0xffffffff,
+			(h3 + d) & 0xffffffff, (h4 + e) & 0xffffffff
+	end
+	return string.pack(">I4I4I4I4I4", h0, h1, h2, h3, h4)
 end
 
 --- read_close([ms]) -> code, reason of the server's Close frame (skipping data)
