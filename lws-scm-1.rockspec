@@ -49,7 +49,7 @@ build = {
             "csrc/evloop.c", "csrc/files.c", "csrc/frame.c", "csrc/http_head.c", "csrc/listen.c", "csrc/lws_core.c",
             "csrc/luatype.c", "csrc/msgbuf.c", "csrc/proto.c", "csrc/redis.c", "csrc/request.c",
             "csrc/request_body.c", "csrc/request_reply.c", "csrc/server.c", "csrc/signal.c",
-            "csrc/timer.c", "csrc/watch.c", "csrc/workers.c",
+            "csrc/timer.c", "csrc/tls_client.c", "csrc/watch.c", "csrc/workers.c",
          },
          libraries = { "websockets", "hiredis", "ssl", "crypto", "z", "ev" },
          incdirs = { "$(WEBSOCKETS_INCDIR)", "$(HIREDIS_INCDIR)", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)",

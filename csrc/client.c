@@ -1,9 +1,11 @@
 /* client.c: outgoing WebSocket connections (lws.conn with is_client).
- * Owns the connect info (URL pieces, TLS flags, extra request headers),
- * one client vhost per distinct CA file, and turning every failure into
- * one "error"(detail, kind, status) event followed by close(1006): lws
- * returns NULL for an unresolvable host without any callback (docs/libwebsockets-4.1.md §2),
- * and its TLS failure text is opaque, so we keep OpenSSL's own verdict. */
+ * lws connects a raw socket; we write the upgrade request and check the
+ * 101 (RFC 6455 4.1), run TLS for wss:// ourselves (csrc/tls_client.c),
+ * then the frames are csrc/conn.c's. Owns turning every failure into one
+ * "error"(detail, kind, status) event followed by close(1006): lws
+ * returns NULL for an unresolvable host without any callback
+ * (docs/libwebsockets-4.1.md §2), and we keep OpenSSL's own verdict on a
+ * certificate. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,18 +17,16 @@
 #include <openssl/x509_vfy.h>
 
 #include "core.h"
+#include "tls_client.h"
 
 /* While a client connects, close_code/close_reason (unused until it is
  * open) say why it failed: 1006 = aborted from Lua (terminate, connect
  * timeout), 1015 = TLS certificate verification failed (RFC 6455's own
- * reserved code for that), 1002 = a handshake we refused. None of them
- * goes on the wire. */
+ * reserved code for that). Neither goes on the wire. */
 #define VERIFY_FAILED 1015
-#define HANDSHAKE_REFUSED 1002
 
-/* Our own opening handshake (RFC 6455 4.1) on a raw socket (ws://): lws
- * connects and hands us the bytes; the frames are then csrc/conn.c's,
- * masked. wss:// stays on lws's ws role (see l_connect). */
+/* Our own opening handshake (RFC 6455 4.1) on lws's raw socket: the
+ * state of it, freed once the connection is open or has failed */
 #define RESPONSE_MAX 16384   /* the server's 101 and its header lines */
 
 struct client_hs {
@@ -49,61 +49,10 @@ client_hs_free(struct conn *c)
 	c->hs = NULL;
 }
 
-struct client_vhost {
-	struct client_vhost *next;
-	char *ca;
-	struct lws_vhost *vh;
-	char name[32];               /* lws keeps a pointer to the vhost name */
-};
-
-static struct lws_vhost *
-client_vhost_for(struct ctx *x, const char *ca)
-{
-	struct lws_context_creation_info info;
-	struct client_vhost *cv;
-	static int serial;
-
-	if (!ca)
-		return x->internal;
-	for (cv = x->client_vhosts; cv; cv = cv->next)
-		if (!strcmp(cv->ca, ca))
-			return cv->vh;
-	cv = calloc(1, sizeof(*cv));
-	if (!cv)
-		return NULL;
-	cv->ca = strdup(ca);
-	if (!cv->ca) {
-		free(cv);
-		return NULL;
-	}
-	snprintf(cv->name, sizeof(cv->name), "lws-lua-client-%d", ++serial);
-	memset(&info, 0, sizeof(info));
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.vhost_name = cv->name;
-	info.protocols = x->internal_protocols;
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-	info.client_ssl_ca_filepath = cv->ca;
-	cv->vh = lws_create_vhost(x->lws, &info);
-	if (!cv->vh) {
-		free(cv->ca);
-		free(cv);
-		return NULL;
-	}
-	cv->next = x->client_vhosts;
-	x->client_vhosts = cv;
-	return cv->vh;
-}
-
 static void
-client_vhosts_free(struct ctx *x)
+client_tls_free(struct ctx *x)
 {
-	while (x->client_vhosts) {
-		struct client_vhost *cv = x->client_vhosts;
-
-		x->client_vhosts = cv->next;
-		free(cv->ca);
-		free(cv);
-	}
+	tls_client_ctx_free_all(&x->client_tls);
 }
 
 /* The failure is kept as "kind status detail" until it is reported. */
@@ -229,9 +178,8 @@ client_verify_result(struct conn *c, X509_STORE_CTX *xs, SSL *ssl, int preverify
 /* CLIENT_CONNECTION_ERROR: lws's short text (or our own record) -> a
  * stable kind token plus detail. c->last_rx is 0 until ESTABLISHED. */
 static void
-connection_error(struct conn *c, struct lws *wsi, const char *in, size_t len)
+connection_error(struct conn *c, const char *in, size_t len)
 {
-	unsigned status = wsi ? lws_http_client_http_response(wsi) : 0;
 	char text[160];
 
 	if (c->close_code == 1006 && c->close_reason_len) {   /* terminate() while connecting */
@@ -240,20 +188,6 @@ connection_error(struct conn *c, struct lws *wsi, const char *in, size_t len)
 	}
 	if (c->close_code == VERIFY_FAILED) {
 		client_fail_later(c, "tls-verify", 0, c->close_reason);
-		return;
-	}
-	if (c->close_code == HANDSHAKE_REFUSED) {
-		client_fail_later(c, "handshake", 0, c->close_reason);
-		return;
-	}
-	if (status && status != 101) {
-		char ra[16];
-
-		/* a 503/429 refusal may say when to come back (reconnect storms) */
-		if (lws_hdr_copy(wsi, ra, sizeof(ra), WSI_TOKEN_HTTP_RETRY_AFTER) > 0)
-			c->retry_after = (uint32_t)strtoul(ra, NULL, 10);
-		snprintf(text, sizeof(text), "HTTP %u", status);
-		client_fail_later(c, "http", status, text);
 		return;
 	}
 	if (!in) {
@@ -448,6 +382,61 @@ handshake_rx(struct conn *c, struct lws *wsi, unsigned char *in, size_t len)
 	return 0;
 }
 
+/* wss://: what OpenSSL decrypted, or (NULL, 0) once its handshake is
+ * done; rc says whether to close */
+struct plain {
+	struct conn *c;
+	struct lws *wsi;
+	int rc;
+};
+
+static int
+client_plain(void *ud, const unsigned char *p, size_t n)
+{
+	struct plain *pl = ud;
+	struct conn *c = pl->c;
+
+	if (!p) {   /* TLS is up: our upgrade request goes out in it */
+		if (c->hs && c->hs->request) {
+			pl->rc = conn_send_raw(c, c->hs->request, c->hs->request_len);
+			free(c->hs->request);
+			c->hs->request = NULL;
+		}
+	} else if (c->hs) {
+		pl->rc = handshake_rx(c, pl->wsi, (unsigned char *)p, n);
+	} else {
+		pl->rc = conn_own_rx(c, (unsigned char *)p, n);
+	}
+	return pl->rc || c->wsi != pl->wsi;
+}
+
+static int
+tls_rx(struct conn *c, struct lws *wsi, const unsigned char *in, size_t len)
+{
+	struct plain pl = { c, wsi, 0 };
+	int rc = tls_client_rx(c->tls, in, len, client_plain, &pl);
+
+	if (c->wsi != wsi)
+		return -1;   /* failed and detached while reading */
+	if (rc == TLS_CLIENT_FAILED && c->hs) {
+		if (c->close_code == VERIFY_FAILED)
+			client_fail_later(c, "tls-verify", 0, c->close_reason);
+		else
+			client_fail_later(c, "tls", 0, "TLS handshake failed (not a TLS server, or no "
+					  "protocol version or cipher in common)");
+		return -1;
+	}
+	if (rc == TLS_CLIENT_FAILED || rc == TLS_CLIENT_CLOSED || pl.rc)
+		return -1;
+	return conn_send_raw(c, NULL, 0);   /* what the TLS layer has to say back */
+}
+
+static void
+client_verify_hook(void *ud, X509_STORE_CTX *xs, SSL *ssl, int ok)
+{
+	client_verify_result(ud, xs, ssl, ok);
+}
+
 /* the request, built when connect() is called */
 static int
 handshake_request(struct conn *c, lua_State *L, const char *path, const char *host,
@@ -508,7 +497,7 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		size_t len)
 {
 	struct conn *c = core_opaque(wsi, KIND_CONN);
-	int handled;
+	int handled, rc;
 
 	/* what every established connection does, client or server */
 	if (c && (handled = conn_callback(c, reason, in, len)) != CONN_NOT_HANDLED)
@@ -522,90 +511,47 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		return 0;
 
 	case LWS_CALLBACK_RAW_CONNECTED:
-		if (!c)
+		if (!c || !c->hs)
 			return -1;
 		c->raw = 1;
-		lws_callback_on_writable(wsi);
-		return 0;
+		if (c->tls)   /* our ClientHello; the request once TLS is up */
+			return tls_client_start(c->tls) ? -1 : conn_send_raw(c, NULL, 0);
+		rc = conn_send_raw(c, c->hs->request, c->hs->request_len);
+		free(c->hs->request);
+		c->hs->request = NULL;
+		return rc;
 
 	case LWS_CALLBACK_RAW_WRITEABLE:
-		if (c && c->hs && c->hs->request) {
-			int n = lws_write(wsi, (unsigned char *)c->hs->request, c->hs->request_len,
-					  LWS_WRITE_RAW);
-
-			free(c->hs->request);
-			c->hs->request = NULL;
-			return n < 0 ? -1 : 0;
-		}
 		return 0;
 
 	case LWS_CALLBACK_RAW_RX:
-		if (!c || !c->hs)
+		if (!c)
+			return -1;
+		if (c->tls)
+			return tls_rx(c, wsi, in, len);
+		if (!c->hs)
 			return -1;
 		return handshake_rx(c, wsi, in, len);
 
 	case LWS_CALLBACK_RAW_CLOSE:
-		if (c)
-			connection_error(c, wsi, "closed before established", 25);
+		if (c && c->tls && !tls_client_ready(c->tls))   /* lws's words for it */
+			connection_error(c, "connect SSL err", 15);
+		else if (c && c->hs)
+			connection_error(c, "closed before established", 25);
+		else if (c)
+			conn_finalize(c, NULL);
 		return 0;
-
-	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
-		/* wss:// only (lws's ws role): our extra request headers */
-		if (c && c->extra_headers) {
-			char **p = (char **)in;
-			size_t n = strlen(c->extra_headers);
-
-			if (n >= len)
-				return -1;
-			memcpy(*p, c->extra_headers, n);
-			*p += n;
-			free(c->extra_headers);
-			c->extra_headers = NULL;
-		}
-		break;
-
-	case LWS_CALLBACK_CLIENT_FILTER_PRE_ESTABLISH:
-		/* the last moment the response headers are there (lws detaches
-		 * them before ESTABLISHED). lws checked that the first
-		 * Sec-WebSocket-Protocol was one we offered, but not that there
-		 * was only one (RFC 6455 4.1: fail the connection otherwise) */
-		if (c && !c->protocol && lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL) > 0) {
-			int n = lws_hdr_total_length(wsi, WSI_TOKEN_PROTOCOL);
-
-			c->protocol = malloc((size_t)n + 1);
-			if (c->protocol && lws_hdr_copy(wsi, c->protocol, n + 1, WSI_TOKEN_PROTOCOL) < 0)
-				c->protocol[0] = '\0';
-			if (c->protocol && (lws_hdr_fragment_length(wsi, WSI_TOKEN_PROTOCOL, 1) > 0 ||
-					    strchr(c->protocol, ','))) {
-				snprintf(c->close_reason, sizeof(c->close_reason),
-					 "the server chose more than one subprotocol (%s)", c->protocol);
-				c->close_reason_len = (uint8_t)strlen(c->close_reason);
-				c->close_code = HANDSHAKE_REFUSED;
-				free(c->protocol);
-				c->protocol = NULL;
-				return -1;
-			}
-		}
-		return 0;
-
-	case LWS_CALLBACK_CLIENT_ESTABLISHED:
-		if (!c)
-			return -1;
-		c->close_code = 0;
-		c->close_reason_len = 0;
-		return conn_established(c);
 
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
 		if (c)
-			connection_error(c, wsi, in, len);
+			connection_error(c, in, len);
 		return 0;
 
-	case LWS_CALLBACK_CLIENT_CLOSED:
 	case LWS_CALLBACK_WSI_DESTROY:
 		/* CONNECTION_ERROR normally comes first (and detaches us), but
 		 * not for a wsi killed while waiting for the server's answer */
 		if (c && !c->last_rx)
-			connection_error(c, wsi, "closed before established", 25);
+			connection_error(c, "closed before established", 25);
 		else if (c)
 			conn_finalize(c, NULL);
 		break;
@@ -657,13 +603,6 @@ l_connect(lua_State *L)
 	ca = core_opt_str_field(L, 1, "ca", NULL);
 	headers = core_opt_str_field(L, 1, "headers", NULL);
 	origin = core_opt_str_field(L, 1, "origin", NULL);
-	if (tls) {
-		ci.ssl_connection = LCCSCF_USE_SSL;
-		if (insecure)
-			ci.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
-					     LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-					     LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
-	}
 
 	c = conn_new(L, x);
 	c->is_client = 1;
@@ -686,38 +625,24 @@ l_connect(lua_State *L)
 	}
 	if (f)
 		fclose(f);
-	ci.vhost = client_vhost_for(x, tls ? ca : NULL);
-	if (!ci.vhost) {
-		client_fail_later(c, "tls", 0, "cannot create the TLS client context");
+	ci.vhost = x->internal;
+	/* a raw socket: the handshake and the frames are ours, TLS too */
+	ci.method = "RAW";
+	if (handshake_request(c, L, ci.path, ci.host, protocols, origin, headers)) {
+		client_fail_later(c, "connect", 0, "out of memory");
 		return 1;
 	}
-	if (!tls) {
-		/* a raw socket: the handshake and the frames are ours */
-		ci.method = "RAW";
-		if (handshake_request(c, L, ci.path, ci.host, protocols, origin, headers)) {
-			client_fail_later(c, "connect", 0, "out of memory");
+	if (tls) {
+		SSL_CTX *sc = tls_client_ctx(&x->client_tls, ca, insecure);
+
+		c->tls = sc ? tls_client_new(sc, ci.address, !insecure, client_verify_hook, c) : NULL;
+		if (!c->tls) {
+			client_fail_later(c, "tls", 0, sc ? "cannot create the TLS session" :
+					  "cannot load the CA certificates");
 			return 1;
 		}
-		conn_own_framing(c);
-	} else {
-		/* wss:// stays on lws's ws role: lws 4.1.6 cannot start TLS on a
-		 * raw client socket (core-net/connect.c creates the TLS session
-		 * for method "RAW" before the socket exists, and fails). lws
-		 * writes ci.origin as "Origin: http://<origin>" unless a context
-		 * option says otherwise: it goes with our own headers instead */
-		ci.protocol = protocols;
-		ci.ietf_version_or_minus_one = -1;
-		if (origin) {
-			size_t n = strlen(origin) + (headers ? strlen(headers) : 0) + 11;
-
-			c->extra_headers = malloc(n);
-			if (c->extra_headers)
-				snprintf(c->extra_headers, n, "Origin: %s\r\n%s", origin,
-					 headers ? headers : "");
-		} else if (headers) {
-			c->extra_headers = strdup(headers);
-		}
 	}
+	conn_own_framing(c);
 	ci.opaque_user_data = c;
 	ci.pwsi = &c->wsi;
 	if (!lws_client_connect_via_info(&ci)) {
@@ -732,7 +657,7 @@ l_connect(lua_State *L)
 int
 client_open(lua_State *L)
 {
-	core_on_destroy(core_state(L), client_vhosts_free);
+	core_on_destroy(core_state(L), client_tls_free);
 	lua_pushcfunction(L, l_connect);
 	lua_setfield(L, -2, "connect");
 	return 0;

@@ -5,13 +5,15 @@
  * first), close codes in both directions, and the
  * lifetime rule: the userdata is pinned while its wsi lives, and once
  * lws closes it every method answers nil, "connection is closed".
- * Server connections read and write their own frames (csrc/frame.c,
- * csrc/deflate.c) over lws's raw role; client connections still use lws's
- * ws role (docs/websocket-framing.md). */
+ * Every connection reads and writes its own frames (csrc/frame.c,
+ * csrc/deflate.c) over lws's raw role: lws keeps the sockets, TLS (but a
+ * wss:// client's, csrc/tls_client.c), HTTP and the loop
+ * (docs/websocket-framing.md). */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
+#include "tls_client.h"
 
 #define FRAG_SIZE 65536          /* bigger messages leave in fragments */
 #define WRITE_BUDGET (256 * 1024) /* bytes per WRITEABLE before yielding */
@@ -144,10 +146,8 @@ ask_writable(struct conn *c)
 static int
 flush_direct_ok(const struct conn *c)
 {
-	if (c->own)   /* our frames: Pongs and Pings too, all in order */
-		return c->wsi && c->state == CONN_OPEN && !lws_partial_buffered(c->wsi);
-	return c->wsi && c->state == CONN_OPEN && !c->ping_pending && !c->got_peer_close &&
-	       !lws_partial_buffered(c->wsi);
+	/* our frames: Pongs and Pings too, all in order */
+	return c->wsi && c->state == CONN_OPEN && !lws_partial_buffered(c->wsi);
 }
 
 static void
@@ -333,9 +333,8 @@ set_close(struct conn *c, uint16_t code, const char *reason, size_t rlen)
 static void
 arm_backstop(struct conn *c)
 {
-	/* if the peer never lets us write, lws kills the connection after
-	 * this many seconds; once our Close is out, lws 4.1.6 replaces this
-	 * with its own fixed 5 s wait for the peer's Close (ops-ws.c) */
+	/* the whole closing handshake: queued data, our Close, the peer's
+	 * answer; past it lws drops the connection */
 	if (c->wsi)
 		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, c->close_timeout);
 }
@@ -365,9 +364,7 @@ conn_fail(struct conn *c, uint16_t code, const char *reason)
 	c->rx_failed = 1;
 	set_close(c, code, reason, strlen(reason));
 	if (c->wsi) {
-		/* own framing reads on, dropping data, for the peer's Close */
-		if (!c->own)
-			lws_rx_flow_control(c->wsi, 0);
+		/* reading goes on, dropping data, for the peer's Close */
 		arm_backstop(c);
 		ask_writable(c);
 	}
@@ -530,20 +527,6 @@ rx_data(struct conn *c, const void *in, size_t len, int first, int final, int bi
 	return 0;
 }
 
-/* One RECEIVE chunk of lws's parser (client connections): never spans
- * two frames; first/final are about the whole message
- * (docs/libwebsockets-4.1.md §2). */
-static int
-conn_receive(struct conn *c, const void *in, size_t len)
-{
-	struct lws *wsi = c->wsi;
-
-	c->last_rx = lws_now_usecs();
-	return rx_data(c, in, len, lws_is_first_fragment(wsi), lws_is_final_fragment(wsi),
-		       lws_frame_is_binary(wsi),
-		       (uint64_t)lws_remaining_packet_payload(wsi));
-}
-
 static void
 conn_pong(struct conn *c, const void *in, size_t len)
 {
@@ -557,35 +540,6 @@ conn_pong(struct conn *c, const void *in, size_t len)
 	lua_pushlstring(x->L, in ? in : "", len);
 	conn_emit_ok(c, 1);
 }
-
-/* The peer's Close. Returning nonzero makes lws send the close we set
- * instead of echoing the peer's. */
-static int
-conn_peer_close(struct conn *c, const unsigned char *in, size_t len)
-{
-	uint16_t code = 1005;
-	int bad = proto_close_payload(in, len, &code);
-
-	if (bad) {
-		c->state = CONN_CLOSING;
-		c->fail = 1;
-		c->close_sent = 1;
-		set_close(c, (uint16_t)bad, bad == 1007 ? "invalid UTF-8 in close reason" :
-			  "invalid close frame", bad == 1007 ? 29 : 19);
-		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)c->close_reason, c->close_reason_len);
-		return -1;
-	}
-	c->got_peer_close = 1;
-	c->peer_code = code;
-	c->peer_reason_len = (uint8_t)(len > 2 ? len - 2 : 0);
-	memcpy(c->peer_reason, in + 2, c->peer_reason_len);
-	c->peer_reason[c->peer_reason_len] = '\0';
-	if (c->state == CONN_OPEN)
-		c->state = CONN_CLOSING;
-	return 0;
-}
-
 
 /* ---- own framing: reading ------------------------------------------------ */
 
@@ -762,41 +716,6 @@ conn_own_framing(struct conn *c)
 
 /* ---- WRITEABLE --------------------------------------------------------- */
 
-static int
-write_ping(struct conn *c)
-{
-	struct conn_ping *p = c->pings;
-	int n = lws_write(c->wsi, p->buf + LWS_PRE, p->len, LWS_WRITE_PING);
-
-	if (n < (int)p->len)
-		return -1;
-	c->pings = p->next;
-	if (!c->pings)
-		c->pings_tail = NULL;
-	c->ping_pending--;
-	free(p);
-	return 0;
-}
-
-/* One frame (a whole message or one fragment of it) of m from off. */
-static int
-write_piece(struct conn *c, struct msgbuf *m, size_t off, size_t chunk, int first, int last)
-{
-	unsigned char *p = m->data + LWS_PRE + off, saved[LWS_PRE];
-	int n;
-
-	if (first)
-		return lws_write(c->wsi, p, chunk, (enum lws_write_protocol)lws_write_ws_flags(
-					 m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT, 1, last));
-	/* a later fragment's header lands on the tail of the previous one,
-	 * which other queues sharing m may still need: restore it */
-	memcpy(saved, p - LWS_PRE, LWS_PRE);
-	n = lws_write(c->wsi, p, chunk, (enum lws_write_protocol)lws_write_ws_flags(
-			      m->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT, 0, last));
-	memcpy(p - LWS_PRE, saved, LWS_PRE);
-	return n;
-}
-
 /* Several small queued messages leave as one send(): we frame them
  * ourselves (server side: no mask; no pmd: no RSV1) into the context's
  * scratch buffer and hand lws the bytes raw. One system call for what a
@@ -845,75 +764,39 @@ static int own_writeable(struct conn *c);
 static int
 conn_writeable(struct conn *c)
 {
-	struct lws *wsi = c->wsi;
-	size_t budget = WRITE_BUDGET;
-
-	if (c->own)
-		return own_writeable(c);
-	if (!wsi || c->state == CONN_CLOSED)
-		return 0;
-	if (c->got_peer_close)
-		return 0;   /* lws answers the peer's Close; no data after it */
-	if (c->state == CONN_CLOSING && (c->fail || !c->qcount)) {
-		if (c->close_sent)
-			return 0;   /* lws calls us once more while closing */
-		c->close_sent = 1;
-		if (c->rx_failed)   /* read again: the peer's answering Close */
-			lws_rx_flow_control(wsi, 1);
-		lws_close_reason(wsi, (enum lws_close_status)c->close_code,
-				 (unsigned char *)c->close_reason, c->close_reason_len);
-		return -1;
-	}
-	/* (the Close above is lws's to write: it sends what it holds first)
-	 * lws still holds the tail of an earlier write (lws_issue_raw keeps
-	 * what the socket did not take in wsi->buflist_out). A write now
-	 * would be appended behind it and lws_write would return only what
-	 * of the old tail left, which reads as a failed write: wait until
-	 * lws has drained it (it calls WRITEABLE then) */
-	if (lws_partial_buffered(wsi)) {
-		ask_writable(c);
-		return 0;
-	}
-	while (c->pings && c->state == CONN_OPEN) {
-		if (write_ping(c))
-			return -1;
-		if (lws_partial_buffered(wsi)) {
-			ask_writable(c);
-			return 0;
-		}
-	}
-	while (c->qcount) {
-		struct sendq_entry *e = &c->q[c->qhead];
-		struct msgbuf *m = e->m;
-		size_t chunk = m->len - e->off;
-		int first = e->off == 0, last, n;
-
-		if (chunk > FRAG_SIZE)
-			chunk = FRAG_SIZE;
-		last = e->off + chunk == m->len;
-		n = write_piece(c, m, e->off, chunk, first, last);
-		if (n < (int)chunk)
-			return -1;   /* lws says the connection is unusable */
-		e->off += chunk;
-		c->qbytes -= chunk;
-		c->bytes_out += chunk;
-		if (last) {
-			c->msgs_out++;
-			c->qhead = (c->qhead + 1) % c->qcap;
-			c->qcount--;
-			msgbuf_unref(m);
-		}
-		if (lws_partial_buffered(wsi) || chunk >= budget)
-			break;
-		budget -= chunk;
-	}
-	if (c->qcount || c->state == CONN_CLOSING)
-		ask_writable(c);
-	return 0;
+	return own_writeable(c);
 }
 
-
 /* ---- own framing: writing ------------------------------------------------ */
+
+/* Bytes of our frames (or a client's handshake) to lws, in one write (a
+ * second one behind a buffered tail would read as a failure: see
+ * conn_writeable); on a wss:// client encrypted first (csrc/tls_client.c) */
+int
+conn_send_raw(struct conn *c, const void *p, size_t n)
+{
+	unsigned char stack[LWS_PRE + 16384], *buf = stack;
+	size_t k, cap = sizeof(stack) - LWS_PRE;
+	int rc;
+
+	if (!c->wsi)
+		return -1;
+	if (!c->tls)
+		return lws_write(c->wsi, (unsigned char *)p, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+	if (n && tls_client_tx(c->tls, p, n))
+		return -1;
+	if (tls_client_pending(c->tls) > cap) {
+		cap = tls_client_pending(c->tls);
+		buf = malloc(LWS_PRE + cap);
+		if (!buf)
+			return -1;
+	}
+	k = tls_client_take(c->tls, buf + LWS_PRE, cap);
+	rc = k && lws_write(c->wsi, buf + LWS_PRE, k, LWS_WRITE_RAW) < (int)k ? -1 : 0;
+	if (buf != stack)
+		free(buf);
+	return rc;
+}
 
 /* A client masks every frame with a fresh unpredictable key (RFC 6455
  * 5.3): keys come from lws's random source, 1024 at a time. */
@@ -985,7 +868,7 @@ own_write_controls(struct conn *c)
 		if (used > sizeof(c->ctx->batch) - LWS_PRE - 128)
 			break;
 	}
-	if (used && lws_write(c->wsi, out, used, LWS_WRITE_RAW) < (int)used)
+	if (used && conn_send_raw(c, out, used))
 		return -1;
 	return 0;
 }
@@ -1005,7 +888,7 @@ own_write_piece(struct conn *c, struct msgbuf *m, size_t off, size_t chunk, int 
 	if (c->is_client) {   /* masked: a copy (m may be shared), chunk <= FRAG_SIZE */
 		size_t len = put_frame(c, c->ctx->batch, last, 0, opcode, p, chunk);
 
-		return lws_write(c->wsi, c->ctx->batch, len, LWS_WRITE_RAW) < (int)len ? -1 : 0;
+		return conn_send_raw(c, c->ctx->batch, len);
 	}
 	hl = frame_header(hdr, last, 0, opcode, chunk);
 	memcpy(saved, p - hl, hl);
@@ -1076,7 +959,7 @@ own_write_close(struct conn *c)
 	}
 	n = put_frame(c, out, 1, 0, 8, payload, n);
 	c->close_sent = 1;
-	return lws_write(c->wsi, out, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+	return conn_send_raw(c, out, n);
 }
 
 /* Before the raw role nothing drains lws's buflist_out for us: each call
@@ -1203,48 +1086,30 @@ conn_handshake_wsi(struct conn *c)
 int
 conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len)
 {
-	if (c->own && c->hs)
-		return CONN_NOT_HANDLED;   /* the handshake is csrc/client.c's */
-	if (c->own) {
-		switch (reason) {
-		case LWS_CALLBACK_RAW_ADOPT:   /* the client's first bytes: now raw */
-			c->raw = 1;
-			if (c->state == CONN_CLOSING)
-				arm_backstop(c);   /* lws cleared the wsi's timeout */
-			return 0;
-		case LWS_CALLBACK_RAW_RX:
-			return conn_own_rx(c, in, len);
-		case LWS_CALLBACK_RAW_WRITEABLE:
-		case LWS_CALLBACK_HTTP_WRITEABLE:   /* before the first bytes */
-			return own_writeable(c);
-		case LWS_CALLBACK_RAW_CLOSE:
-		case LWS_CALLBACK_CLOSED_HTTP:
-			conn_finalize(c, NULL);
-			return 0;
-		case LWS_CALLBACK_HTTP:
-			/* the upgrade request itself, for its owner to answer
-			 * (csrc/server.c server_switch); any later one is HTTP
-			 * after the upgrade: not a WebSocket peer */
-			return c->state == CONN_CONNECTING ? CONN_NOT_HANDLED : -1;
-		case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-			return -1;
-		default:
-			return CONN_NOT_HANDLED;
-		}
-	}
+	if (!c->own || c->hs)
+		return CONN_NOT_HANDLED;   /* the handshake is its owner's */
 	switch (reason) {
-	case LWS_CALLBACK_RECEIVE:
-	case LWS_CALLBACK_CLIENT_RECEIVE:
-		return conn_receive(c, in, len);
-	case LWS_CALLBACK_SERVER_WRITEABLE:
-	case LWS_CALLBACK_CLIENT_WRITEABLE:
-		return conn_writeable(c);
-	case LWS_CALLBACK_RECEIVE_PONG:
-	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
-		conn_pong(c, in, len);
+	case LWS_CALLBACK_RAW_ADOPT:   /* a server's client sent its first bytes: now raw */
+		c->raw = 1;
+		if (c->state == CONN_CLOSING)
+			arm_backstop(c);   /* lws cleared the wsi's timeout */
 		return 0;
-	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-		return conn_peer_close(c, in, len);
+	case LWS_CALLBACK_RAW_RX:   /* a wss:// client's bytes are csrc/client.c's to decrypt */
+		return c->tls ? CONN_NOT_HANDLED : conn_own_rx(c, in, len);
+	case LWS_CALLBACK_RAW_WRITEABLE:
+	case LWS_CALLBACK_HTTP_WRITEABLE:   /* before the first bytes */
+		return own_writeable(c);
+	case LWS_CALLBACK_RAW_CLOSE:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		conn_finalize(c, NULL);
+		return 0;
+	case LWS_CALLBACK_HTTP:
+		/* the upgrade request itself, for its owner to answer
+		 * (csrc/server.c server_switch); any later one is HTTP after
+		 * the upgrade: not a WebSocket peer */
+		return c->state == CONN_CONNECTING ? CONN_NOT_HANDLED : -1;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return -1;
 	default:
 		return CONN_NOT_HANDLED;
 	}
@@ -1267,6 +1132,8 @@ conn_finalize(struct conn *c, const char *why)
 	lws_sul_cancel(&c->sul_drain);   /* a node of the context's timer list */
 	pmd_free(c->z);
 	c->z = NULL;
+	tls_client_free(c->tls);
+	c->tls = NULL;
 	free(c->ztx);
 	c->ztx = NULL;
 	if (c->state == CONN_CLOSED && !c->wsi)

@@ -91,7 +91,7 @@ struct ctx {
 	core_log_fn log_hooks[CORE_HOOKS_MAX];
 	uint8_t n_turn_hooks, n_destroy_hooks, n_log_hooks;
 	void (*run_turn)(struct ctx *x);     /* the turn hooks, for csrc/evloop.c */
-	struct client_vhost *client_vhosts;  /* one per distinct TLS client config */
+	struct tls_client_ctx *client_tls;   /* csrc/client.c: SSL_CTXs of wss:// clients */
 	struct server_vhost *server_vhosts;  /* one per distinct TLS server config */
 	struct server *adopting;             /* server whose socket lws is adopting */
 	int destroying;                      /* inside lws_context_destroy */
@@ -244,6 +244,7 @@ struct conn {
 	size_t ztx_len, ztx_off;
 	uint8_t z_first, z_binary;    /* the inflated message being read */
 	struct client_hs *hs;         /* client.c's, until the handshake is over */
+	struct tls_client *tls;       /* wss:// client: our TLS over the raw socket */
 	lws_sorted_usec_list_t sul_drain;   /* own_drain's retry before the raw role */
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
@@ -266,6 +267,9 @@ void conn_own_framing(struct conn *c);
 /* the peer's bytes once the handshake is over (a client's first frames
  * may come in the same read as the server's 101) */
 int conn_own_rx(struct conn *c, unsigned char *in, size_t len);
+/* our bytes to the peer in one write (encrypted first on a wss:// client);
+ * 0 or -1 */
+int conn_send_raw(struct conn *c, const void *p, size_t n);
 int conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len);
 void conn_finalize(struct conn *c, const char *why);
 void conn_fail(struct conn *c, uint16_t code, const char *reason);

@@ -3,7 +3,8 @@
 -- frames from a server refused, every Ping answered in order, close codes
 -- as sent (1012-1014 included), protocol errors failed with Close 1002 and
 -- an "error" whose code says what broke, after the messages that came
--- before. The client's frames are its own (csrc/client.c, csrc/conn.c).
+-- before. The client's frames are its own (csrc/client.c, csrc/conn.c),
+-- over ws:// here and wss:// alike (spec/tls_spec.lua).
 local H = require "helper"
 local lws = require "lws"
 local socket = require "socket"
