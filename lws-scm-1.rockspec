@@ -74,6 +74,11 @@ build = {
       ["lws.socketio.engine"] = "lua/lws/socketio/engine.lua",
       ["lws.socketio.parser"] = "lua/lws/socketio/parser.lua",
       ["lws.socketio.cluster"] = "lua/lws/socketio/cluster.lua",
+      ["lws.socketio.common"] = "lua/lws/socketio/common.lua",
+      ["lws.socketio.adapter"] = "lua/lws/socketio/adapter.lua",
+      ["lws.socketio.operator"] = "lua/lws/socketio/operator.lua",
+      ["lws.socketio.socket"] = "lua/lws/socketio/socket.lua",
+      ["lws.socketio.namespace"] = "lua/lws/socketio/namespace.lua",
    },
    -- the Socket.IO browser bundles served at /socket.io/socket.io.js: a
    -- dotted key names the directory (lws/socketio/clientN/), the file keeps
