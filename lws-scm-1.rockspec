@@ -46,7 +46,7 @@ build = {
       ["lws.core"] = {
          sources = {
             "csrc/client.c", "csrc/conn.c", "csrc/core.c", "csrc/evloop.c", "csrc/files.c", "csrc/http_head.c",
-            "csrc/listen.c", "csrc/lws_core.c", "csrc/luatype.c", "csrc/msgbuf.c", "csrc/proto.c", "csrc/redis.c",
+            "csrc/listen.c", "csrc/lws_core.c", "csrc/luatype.c", "csrc/msgbuf.c", "csrc/msgpack.c", "csrc/proto.c", "csrc/redis.c",
             "csrc/request.c", "csrc/server.c", "csrc/signal.c", "csrc/timer.c", "csrc/watch.c",
             "csrc/workers.c",
          },
@@ -70,6 +70,7 @@ build = {
       ["lws.redis"] = "lua/lws/redis.lua",
       ["lws.bus"] = "lua/lws/bus.lua",
       ["lws.json"] = "lua/lws/json.lua",
+      ["lws.msgpack"] = "lua/lws/msgpack.lua",
       ["lws.socketio"] = "lua/lws/socketio/init.lua",
       ["lws.socketio.engine"] = "lua/lws/socketio/engine.lua",
       ["lws.socketio.parser"] = "lua/lws/socketio/parser.lua",

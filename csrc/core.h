@@ -152,6 +152,7 @@ void core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref);
 
 /* userdata files; files.c adds stat, gzip and realpath */
 int files_open(lua_State *L);
+int msgpack_open(lua_State *L);   /* msgpack.c: msgpack_codec */
 int conn_open(lua_State *L);
 int server_open(lua_State *L);
 int timer_open(lua_State *L);
