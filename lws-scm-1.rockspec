@@ -80,6 +80,7 @@ build = {
       ["lws.socketio.operator"] = "lua/lws/socketio/operator.lua",
       ["lws.socketio.socket"] = "lua/lws/socketio/socket.lua",
       ["lws.socketio.namespace"] = "lua/lws/socketio/namespace.lua",
+      ["lws.socketio.redis_adapter"] = "lua/lws/socketio/redis_adapter.lua",
    },
    -- the Socket.IO browser bundles served at /socket.io/socket.io.js: a
    -- dotted key names the directory (lws/socketio/clientN/), the file keeps

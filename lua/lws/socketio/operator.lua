@@ -117,13 +117,53 @@ function Operator:sockets()
 	return self.adapter:_local_sockets(self:_opts())
 end
 
+-- A socket as fetch_sockets(fn) gives it, local or on another node
+-- (Socket.IO's RemoteSocket): id, handshake, rooms (a list), data, and
+-- socket (the lws.socketio.socket) when it is on this node; emit, join,
+-- leave and disconnect reach it wherever it is.
+local Remote = {}
+Remote.__index = Remote
+Remote.__name = "lws.socketio.remote_socket"
+M.Remote = Remote
+
+local function remote_socket(adapter, d)
+	local r = setmetatable({ adapter = adapter }, Remote)
+	if d.client then   -- an lws.socketio.socket of this node
+		local rooms = json.array {}
+		for room in pairs(adapter.sids[d.id] or {}) do rooms[#rooms + 1] = room end
+		table.sort(rooms, function(a, b) return tostring(a) < tostring(b) end)
+		r.id, r.handshake, r.rooms, r.data, r.socket = d.id, d.handshake, rooms, d.data, d
+	else
+		r.id, r.handshake, r.data = d.id, d.handshake, d.data
+		r.rooms = type(d.rooms) == "table" and d.rooms or json.array {}
+	end
+	return r
+end
+M.remote_socket = remote_socket
+
+function Remote:_op() return new_operator(self.adapter, { [self.id] = true }) end
+function Remote:emit(...) return self:_op():emit(...) end
+function Remote:timeout(ms) return self:_op():timeout(ms) end
+function Remote:join(room) return self:_op():sockets_join(room) end
+function Remote:leave(room) return self:_op():sockets_leave(room) end
+function Remote:disconnect(close) return self:_op():disconnect_sockets(close) end
+function Remote.__tostring(r)
+	return ("lws.socketio.remote_socket (%s, %s)"):format(r.id, r.socket and "here" or "remote")
+end
+
 --- fetch_sockets([fn(err, sockets)]): with fn, the matching sockets of
--- every node (remote ones as { id, handshake, rooms, data }); without,
--- this node's, returned at once
+-- every node, each a remote socket (above); err after the adapter's
+-- request timeout, with those that answered. Without fn: this node's
+-- lws.socketio.socket objects, returned at once.
 function Operator:fetch_sockets(fn)
 	if fn == nil then return self:sockets() end
 	if not check_callable(fn) then error("bad argument #1 to 'fetch_sockets' (function expected)", 2) end
-	self.adapter:fetch_sockets(self:_opts(), function(err, list) call(fn, err, list) end)
+	local adapter = self.adapter
+	adapter:fetch_sockets(self:_opts(), function(err, list)
+		local out = json.array {}
+		for i, d in ipairs(list or {}) do out[i] = remote_socket(adapter, d) end
+		call(fn, err, out)
+	end)
 end
 
 function Operator:sockets_join(room)
