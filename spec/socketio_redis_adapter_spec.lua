@@ -82,8 +82,6 @@ local function tag()
 end
 
 describe("socket.io redis adapter", function()
-	after_each(H.clean)
-
 	local rs, node, node_port, srv, sio, p, factory
 	local sids = {}
 	local everyone = { "n1", "n2", "l1", "l2" }
@@ -95,7 +93,7 @@ describe("socket.io redis adapter", function()
 		node:cmd { cmd = "listen" }
 		node_port = math.tointeger(node:wait("listening", 15000).port)
 		srv = H.server()
-		factory = socketio.redis_adapter { port = rs.port }
+		factory = socketio.redis_adapter { port = rs.port, redis = { reconnect = { min = 50, max = 300 } } }
 		sio = socketio(srv, { adapter = factory })
 		sio:of("/admin")
 		sio:on("connection", function() end)
@@ -144,7 +142,13 @@ describe("socket.io redis adapter", function()
 	local function stop()
 		sio:close()
 		H.run_until(function() return factory.redis == nil end, 5000, "the adapter's redis client to close")
+		sio = nil
 	end
+
+	after_each(function()
+		if sio then pcall(stop) end   -- a test that failed half-way
+		H.clean()
+	end)
 
 	it("carries sio.emit, rooms, except, socket.broadcast, namespaces and binary both ways", function()
 		start()
@@ -316,6 +320,46 @@ describe("socket.io redis adapter", function()
 			assert.are.equal("io server disconnect", p:wait("disconnect", 10000, function(e) return e.id == id end).reason)
 		end
 		assert.is_nil(p:has("disconnect"))
+		stop()
+	end)
+
+	it("resumes on both kinds of node after Redis restarts", function()
+		start()
+		sio:emit("msg", "before")
+		expect(p, everyone, "msg", "before")
+		local patterns = {}
+		factory.redis:on("psubscribe", function(pattern) patterns[#patterns + 1] = pattern end)
+		rs.stop()
+		-- local delivery never stops
+		sio:emit("msg", "during")
+		expect(p, { "l1", "l2" }, "msg", "during")
+		rs = H.redis_server(rs.port)
+		for _, ch in ipairs { "socket.io-request#/#", "socket.io-request#/admin#" } do
+			wait_subscribers(rs.port, ch, 2)
+		end
+		-- and the pattern subscriptions: ours confirmed, two patterns in Redis
+		H.run_until(function() return #patterns >= 2 end, 15000, "our pattern subscriptions")
+		local r = redis.connect { port = rs.port }
+		local numpat, asked = -1, false
+		H.run_until(function()
+			if r:ready() and not asked then
+				asked = true
+				r:command({ "PUBSUB", "NUMPAT" }, function(n) numpat, asked = n, false end)
+			end
+			return numpat == 2
+		end, 15000, "both patterns subscribed")
+		r:close()
+		sio:emit("msg", "after-lua")
+		expect(p, everyone, "msg", "after-lua")
+		node:cmd { cmd = "emit", event = "msg", args = { "after-node" } }
+		expect(p, everyone, "msg", "after-node")
+		local got
+		sio:fetch_sockets(function(err, sockets) got = { err = err, n = #sockets } end)
+		H.run_until(function() return got end, 10000, "fetch_sockets after the restart")
+		assert.are.same({ n = 4 }, got)
+		-- the outage was reported once, through lws.on_error
+		assert.is_true(#H.errors >= 1)
+		assert.matches("reconnecting", H.errors[1], 1, true)
 		stop()
 	end)
 

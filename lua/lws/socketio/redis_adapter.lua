@@ -125,8 +125,10 @@ Redis.__name = "lws.socketio.redis_adapter.nsp"
 local function is_local(opts) return opts.flags and opts.flags["local"] end
 
 function Redis:_publish(channel, payload)
+	-- during an outage (lws.redis reports it) what is published is lost:
+	-- at most once, as Redis pub/sub itself
 	local ok, err, code = self.factory.redis:publish(channel, payload)
-	if not ok and code ~= "down" then report(("publish on %s: %s"):format(channel, err)) end
+	if not ok and code ~= "down" and code ~= "closed" then report(("publish on %s: %s"):format(channel, err)) end
 	return ok
 end
 
