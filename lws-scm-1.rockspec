@@ -81,6 +81,7 @@ build = {
       ["lws.socketio.socket"] = "lua/lws/socketio/socket.lua",
       ["lws.socketio.namespace"] = "lua/lws/socketio/namespace.lua",
       ["lws.socketio.redis_adapter"] = "lua/lws/socketio/redis_adapter.lua",
+      ["lws.socketio.msgpack_parser"] = "lua/lws/socketio/msgpack_parser.lua",
    },
    -- the Socket.IO browser bundles served at /socket.io/socket.io.js: a
    -- dotted key names the directory (lws/socketio/clientN/), the file keeps

@@ -160,7 +160,7 @@ function Adapter:broadcast(args, opts, ack_id)
 		self.packets[self.last] = { id = id, opts = opts, args = args, at = now }
 		self.index[id] = self.last
 	end
-	local text, atts = P.encode(P.EVENT, self.nsp.name, ack_id, args, true)
+	local text, atts = server.codec.encode(P.EVENT, self.nsp.name, ack_id, args, true)
 	local targets = {}
 	self:apply(opts, function(s)
 		targets[#targets + 1] = s.client.session
@@ -186,7 +186,7 @@ function Adapter:broadcast_with_ack(args, opts, on_count, on_ack)
 		end
 		if s._any_out then s:_notify_outgoing(args) end
 	end)
-	local text, atts = P.encode(P.EVENT, nsp.name, id, args, true)
+	local text, atts = nsp.server.codec.encode(P.EVENT, nsp.name, id, args, true)
 	engine.Engine.broadcast(targets, text, binaries(atts), opts.flags and opts.flags.volatile)
 	on_count(#targets)
 	return id

@@ -101,14 +101,22 @@ end
 function Client:connect(name, auth)
 	local nsp = self.server._nsps[name]
 	if not nsp then
-		local text = P.encode(P.CONNECT_ERROR, name, nil, json.object { message = "Invalid namespace" })
-		self.session:send("4" .. text)
+		local text, bins = self.server.codec.encode(P.CONNECT_ERROR, name, nil, json.object { message = "Invalid namespace" })
+		if text then self.session:send("4" .. text) end
+		for _, b in ipairs(bins or {}) do self.session:send({ bin = b }) end
 		return
 	end
 	nsp:_add(self, auth)
 end
 
 function Client:_ondata(data, is_binary)
+	local codec = self.server.codec
+	if codec.binary_packets then   -- the msgpack parser: one binary message per packet
+		if not is_binary then return self:_onerror("got plaintext data with the msgpack parser") end
+		local p, err = codec.decode(data)
+		if not p then return self:_onerror(err) end
+		return self:_ondecoded(p)
+	end
 	local pending = self.pending
 	if is_binary then
 		if not pending then return self:_onerror("got binary data when not reconstructing a packet") end
@@ -261,7 +269,7 @@ local option_types = {
 	allow_request = "function", serve_client = "boolean", client_version = "string",
 	client_dir = "string", connection_state_recovery = "table", max_attachments = "number",
 	close_timeout = "number", bus = "table", http_compression = "boolean|table",
-	adapter = "function|table",
+	adapter = "function|table", parser = "string",
 }
 
 -- the adapter option: a factory function(nsp) -> adapter, or an object
@@ -288,12 +296,16 @@ function M.new(srv, opts, level)
 		error("option 'bus' must be an lws.bus, got " .. options.show(opts.bus), level)
 	end
 	if opts.bus and opts.adapter then error("options 'bus' and 'adapter' exclude each other", level) end
+	if opts.parser ~= nil and opts.parser ~= "json" and opts.parser ~= "msgpack" then
+		error("option 'parser' must be \"json\" or \"msgpack\", got " .. options.show(opts.parser), level)
+	end
 	local factory = adapter_factory(opts.adapter, level)
 	local o = {}
 	for k, v in pairs(opts) do o[k] = v end
 	o.connect_timeout = o.connect_timeout or 45000
 	o.max_attachments = o.max_attachments or 10
-	local io = setmetatable({ srv = srv, opts = o, _nsps = {}, _adapter = factory }, Server)
+	local io = setmetatable({ srv = srv, opts = o, _nsps = {}, _adapter = factory,
+		codec = o.parser == "msgpack" and require("lws.socketio.msgpack_parser") or P }, Server)
 	if o.connection_state_recovery then
 		local r = o.connection_state_recovery
 		io.recovery = {

@@ -88,8 +88,8 @@ function Socket:_packet(ptype, data, id, is_args, volatile)
 	local session = client.session
 	if session.state ~= "open" then return end
 	if volatile and not session:writable() then return end
-	local text, atts = P.encode(ptype, self.nsp.name, id, data, is_args)
-	session:send("4" .. text)
+	local text, atts = self.server.codec.encode(ptype, self.nsp.name, id, data, is_args)
+	if text then session:send("4" .. text) end
 	if atts then
 		for _, a in ipairs(atts) do session:send({ bin = a }) end
 	end
