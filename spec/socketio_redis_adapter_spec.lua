@@ -323,6 +323,19 @@ describe("socket.io redis adapter", function()
 		stop()
 	end)
 
+	it("checks its options at the caller's line", function()
+		local line = debug.getinfo(1, "l").currentline
+		local ok, err = pcall(function() local a = socketio.redis_adapter { port = "6379" }; return a end)
+		assert.is_false(ok)
+		assert.matches("_spec.lua:" .. line + 1 .. ": option 'port' must be", err, 1, true)
+		ok, err = pcall(function() local a = socketio.redis_adapter { hots = "x" }; return a end)
+		assert.is_false(ok)
+		assert.matches("unknown option 'hots'", err, 1, true)
+		local server = H.server()
+		assert.has_error(function() socketio(server, { adapter = {} }) end,
+			"option 'adapter' must be a function(nsp) or have a new(nsp) method, got table")
+	end)
+
 	it("resumes on both kinds of node after Redis restarts", function()
 		start()
 		sio:emit("msg", "before")
