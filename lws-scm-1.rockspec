@@ -102,6 +102,9 @@ build = {
          ["lws.socketio.client4.socket_io_min_js_map"] = "lua/lws/socketio/client4/socket.io.min.js.map",
          ["lws.socketio.client4.socket_io_esm_min_js"] = "lua/lws/socketio/client4/socket.io.esm.min.js",
          ["lws.socketio.client4.socket_io_esm_min_js_map"] = "lua/lws/socketio/client4/socket.io.esm.min.js.map",
+         ["lws.socketio.client4.socket_io_msgpack_min_js"] = "lua/lws/socketio/client4/socket.io.msgpack.min.js",
+         ["lws.socketio.client4.socket_io_msgpack_min_js_map"] =
+            "lua/lws/socketio/client4/socket.io.msgpack.min.js.map",
       },
    },
 }

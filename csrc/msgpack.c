@@ -201,8 +201,37 @@ encode_array(lua_State *L, struct mpbuf *b, int idx, lua_Integer n, int depth)
 	}
 }
 
+/* a map key, for sorting: numbers, then strings (bytewise), then the rest
+ * in next()'s order */
+struct mpkey {
+	int rank;
+	lua_Number num;
+	const char *str;
+	size_t len;
+	lua_Integer at;   /* its index in the table of keys */
+};
+
+static int
+mpkey_cmp(const void *pa, const void *pb)
+{
+	const struct mpkey *a = pa, *b = pb;
+
+	if (a->rank != b->rank)
+		return a->rank < b->rank ? -1 : 1;
+	if (a->rank == 0 && a->num != b->num)
+		return a->num < b->num ? -1 : 1;
+	if (a->rank == 1) {
+		int c = memcmp(a->str, b->str, a->len < b->len ? a->len : b->len);
+
+		if (c || a->len != b->len)
+			return c ? c : (a->len < b->len ? -1 : 1);
+	}
+	return a->at < b->at ? -1 : a->at > b->at;
+}
+
 /* keys in the order of the metatable's __keys list when it has one (so a
- * map can be written byte for byte as Node writes it), else next()'s */
+ * map can be written byte for byte as Node writes it), else sorted, so the
+ * same table always gives the same bytes (as lws.json) */
 static void
 encode_map(lua_State *L, struct mpbuf *b, int idx, int depth)
 {
@@ -240,18 +269,54 @@ encode_map(lua_State *L, struct mpbuf *b, int idx, int depth)
 			lua_pop(L, 2);
 		}
 	} else {
+		struct mpkey *k;
+		int list;
+		size_t i;
+
 		lua_pushnil(L);
 		while (lua_next(L, idx)) {
 			lua_pop(L, 1);
 			count++;
 		}
 		put_header(L, b, count, 0x80, 16, 0, 0xde, 0xdf);
+		if (count > 0x7fffffff)
+			luaL_error(L, "msgpack: a map too large");
+		/* the keys in a table (which keeps their strings alive) and their
+		 * sort records in GC-owned memory: an error cannot leak either */
+		lua_createtable(L, (int)count, 0);
+		list = lua_gettop(L);
+		k = lua_newuserdatauv(L, count * sizeof(*k) + 1, 0);
+		i = 0;
 		lua_pushnil(L);
 		while (lua_next(L, idx)) {
+			lua_pop(L, 1);
+			lua_pushvalue(L, -1);
+			lua_rawseti(L, list, (lua_Integer)i + 1);
+			k[i].at = (lua_Integer)i + 1;
+			k[i].str = NULL;
+			k[i].len = 0;
+			k[i].num = 0;
+			if (lua_type(L, -1) == LUA_TNUMBER) {
+				k[i].rank = 0;
+				k[i].num = lua_tonumber(L, -1);
+			} else if (lua_type(L, -1) == LUA_TSTRING) {
+				k[i].rank = 1;
+				k[i].str = lua_tolstring(L, -1, &k[i].len);
+			} else {
+				k[i].rank = 2;
+			}
+			i++;
+		}
+		qsort(k, count, sizeof(*k), mpkey_cmp);
+		for (i = 0; i < count; i++) {
+			lua_rawgeti(L, list, k[i].at);
+			lua_pushvalue(L, -1);
+			lua_rawget(L, idx);
 			encode_value(L, b, lua_gettop(L) - 1, depth + 1);
 			encode_value(L, b, lua_gettop(L), depth + 1);
-			lua_pop(L, 1);
+			lua_pop(L, 2);
 		}
+		lua_pop(L, 2);
 	}
 	lua_pop(L, 2);
 }

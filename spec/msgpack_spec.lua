@@ -80,6 +80,14 @@ describe("lws.msgpack", function()
 		assert.are.equal(1000, mp.decode("\xd6\xff\x00\x00\x00\x01"))   -- new Date(1000)
 	end)
 
+	it("writes a map's keys sorted (numbers, then strings), so a table always gives the same bytes", function()
+		local t = { b = 1, a = 2, [10] = 3, [2] = 4, [1.5] = 5, ab = 6 }
+		assert.are.equal("86cb3ff80000000000000502040a03a16102a2616206a16201", hex(mp.encode(t)))
+		local big = {}
+		for i = 1, 200 do big["k" .. i] = i end
+		assert.are.equal(mp.encode(big), mp.encode(mp.decode(mp.encode(big))))
+	end)
+
 	it("keeps the key order mp.map gives", function()
 		local keys = { "z", "a", "m" }
 		assert.are.equal("83a17a01a16102a16d03", hex(mp.encode(mp.map(keys, { a = 2, m = 3, z = 1 }))))

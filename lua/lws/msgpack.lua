@@ -19,7 +19,8 @@ Design criteria:
    into an emit, and binary(bytes) goes out as bin.
  - Integers take the smallest form, strings str8/16/32 by length, as
    notepack.io (Node's Socket.IO) writes them; msgpack.map(keys, t) fixes a
-   map's key order (otherwise next()'s), so what we publish can match
+   map's key order (otherwise keys are sorted, numbers then strings, so a
+   table always gives the same bytes, as lws.json), so what we publish can match
    Node's bytes exactly.
  - notepack's undefined (fixext 1 of type 0) decodes as json.null,
    timestamps (ext -1) as milliseconds since the epoch (Date.getTime());

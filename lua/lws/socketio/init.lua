@@ -205,12 +205,17 @@ local here = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
 local function bundle_dirs(opts)
 	if opts.client_dir then return { opts.client_dir } end
 	-- beside this file, in the checkout and in a rock (lws-scm-1.rockspec)
-	return { here .. "/client" .. (opts.client_version == "4" and "4" or "2") }
+	local v4 = opts.client_version == "4" or opts.parser == "msgpack"
+	return { here .. "/client" .. (v4 and "4" or "2") }
 end
 
 local function serve_client(server, opts, srv, path)
 	local cache = {}
-	local function serve(name)
+	-- with the msgpack parser only the msgpack build can talk to us: it is
+	-- also what /socket.io/socket.io.js serves
+	local alias = opts.parser == "msgpack" and { ["socket.io.js"] = "socket.io.msgpack.min.js" } or {}
+	local function serve(route)
+		local name = alias[route] or route
 		return function(req, res)
 			local entry = cache[name]
 			if not entry then
@@ -240,7 +245,8 @@ local function serve_client(server, opts, srv, path)
 		end
 	end
 	for _, name in ipairs { "socket.io.js", "socket.io.js.map", "socket.io.min.js",
-		"socket.io.min.js.map", "socket.io.esm.min.js", "socket.io.esm.min.js.map" } do
+		"socket.io.min.js.map", "socket.io.esm.min.js", "socket.io.esm.min.js.map",
+		"socket.io.msgpack.min.js", "socket.io.msgpack.min.js.map" } do
 		srv:route("GET", path .. name, serve(name))
 	end
 	server._bundle_dirs = bundle_dirs(opts)
