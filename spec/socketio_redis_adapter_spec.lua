@@ -304,6 +304,21 @@ describe("socket.io redis adapter", function()
 		a = node:wait("acks", 10000, function(e) return e.tag == t end)
 		assert.are.same({ "l2", "n2" }, a.responses)
 
+		-- every room of both nodes, asked from either
+		t = tag()
+		node:cmd { cmd = "all_rooms", tag = t }
+		local ar = node:wait("all-rooms", 10000, function(e) return e.tag == t end)
+		local rooms_set = {}
+		for _, r in ipairs(ar.rooms) do rooms_set[r] = true end
+		for _, r in ipairs { "r1", "r2", sids.l1, sids.n1, sids.l2, sids.n2 } do assert.is_true(rooms_set[r], r) end
+		assert.is_nil(rooms_set.r3 or rooms_set.r4)
+		local lrooms
+		sio.sockets.adapter:all_rooms(function(err, set) lrooms = { err = err, set = set } end)
+		H.run_until(function() return lrooms end, 10000, "all_rooms")
+		assert.is_nil(lrooms.err)
+		for _, r in ipairs { "r1", "r2", sids.l1, sids.n1, sids.l2, sids.n2 } do assert.is_true(lrooms.set[r], r) end
+		assert.is_nil(lrooms.set.r3 or lrooms.set.r4)
+
 		-- server count: NUMSUB of the request channel
 		local n
 		sio.sockets.adapter:server_count(function(c) n = c end)
@@ -336,6 +351,28 @@ describe("socket.io redis adapter", function()
 			"option 'adapter' must be a function(nsp) or have a new(nsp) method, got table")
 	end)
 
+	it("ends a request after request_timeout when a node stays silent, with what came", function()
+		rs = H.redis_server()
+		srv = H.server()
+		factory = socketio.redis_adapter { port = rs.port, request_timeout = 300 }
+		sio = socketio(srv, { adapter = factory })
+		-- something subscribed to the request channel that never answers
+		local mute = redis.connect { port = rs.port }
+		mute:subscribe("socket.io-request#/#", function() end)
+		wait_subscribers(rs.port, "socket.io-request#/#", 2)
+		local got, replies
+		local t0 = H.lws.now()
+		sio:fetch_sockets(function(err, sockets) got = { err = err, n = #sockets } end)
+		sio:server_side_emit("anyone", function(err, r) replies = { err = err, r = r } end)
+		H.run_until(function() return got and replies end, 5000, "the timeouts")
+		assert.is_true(H.lws.now() - t0 >= 290)
+		assert.are.same({ err = "timeout reached while waiting for fetchSockets response", n = 0 }, got)
+		assert.are.equal("timeout reached: only 0 responses received out of 1", replies.err)
+		assert.are.same({}, replies.r)
+		mute:close()
+		stop()
+	end)
+
 	it("resumes on both kinds of node after Redis restarts", function()
 		start()
 		sio:emit("msg", "before")
@@ -350,17 +387,22 @@ describe("socket.io redis adapter", function()
 		for _, ch in ipairs { "socket.io-request#/#", "socket.io-request#/admin#" } do
 			wait_subscribers(rs.port, ch, 2)
 		end
-		-- and the pattern subscriptions: ours confirmed, two patterns in Redis
+		-- and the pattern subscriptions: two connections (Node's and ours) with
+		-- both namespaces' patterns again, and our publishing connection up
 		H.run_until(function() return #patterns >= 2 end, 15000, "our pattern subscriptions")
 		local r = redis.connect { port = rs.port }
-		local numpat, asked = -1, false
+		local psubs, asked = -1, false
 		H.run_until(function()
 			if r:ready() and not asked then
 				asked = true
-				r:command({ "PUBSUB", "NUMPAT" }, function(n) numpat, asked = n, false end)
+				r:command({ "CLIENT", "LIST" }, function(list)
+					local n = 0
+					for _ in tostring(list):gmatch("psub=2 ") do n = n + 1 end
+					psubs, asked = n, false
+				end)
 			end
-			return numpat == 2
-		end, 15000, "both patterns subscribed")
+			return psubs == 2 and factory.redis:ready()
+		end, 15000, "both nodes' pattern subscriptions")
 		r:close()
 		sio:emit("msg", "after-lua")
 		expect(p, everyone, "msg", "after-lua")

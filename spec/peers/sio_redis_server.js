@@ -116,6 +116,12 @@ const commands = {
   sockets_join(c) { operator(c).socketsJoin(c.room); },
   sockets_leave(c) { operator(c).socketsLeave(c.room); },
   disconnect_sockets(c) { operator(c).disconnectSockets(!!c.close); },
+  // {nsp, tag} -> {ev: "all-rooms", tag, rooms}
+  async all_rooms(c) {
+    try {
+      out({ ev: 'all-rooms', tag: c.tag, rooms: toWire(await io.of(c.nsp || '/').adapter.allRooms()) });
+    } catch (e) { out({ ev: 'all-rooms', tag: c.tag, error: e.message }); }
+  },
   // {tag} -> {ev: "server-count", tag, n}
   async server_count(c) { out({ ev: 'server-count', tag: c.tag, n: await io.of('/').adapter.serverCount() }); },
   exit() { process.exit(0); },
