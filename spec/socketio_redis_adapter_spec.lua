@@ -158,6 +158,12 @@ describe("socket.io redis adapter", function()
 		node:cmd { cmd = "emit", event = "msg", args = { "from-node" } }
 		expect(p, everyone, "msg", "from-node")
 
+		-- volatile crosses too (every client here is on a websocket, so writable)
+		sio.volatile:emit("msg", "volatile-lua")
+		expect(p, everyone, "msg", "volatile-lua")
+		node:cmd { cmd = "emit", volatile = true, event = "msg", args = { "volatile-node" } }
+		expect(p, everyone, "msg", "volatile-node")
+
 		-- rooms on both nodes
 		lua_socket("l1"):join("r1")
 		node_join("n1", "r1")
