@@ -236,19 +236,10 @@ static void
 encode_map(lua_State *L, struct mpbuf *b, int idx, int depth)
 {
 	size_t count = 0;
-	int keys = 0;
+	int top = lua_gettop(L), keys = 0;
 
-	if (lua_getmetatable(L, idx)) {
-		if (lua_getfield(L, -1, "__keys") == LUA_TTABLE) {
-			keys = lua_gettop(L);
-		} else {
-			lua_pop(L, 1);
-			lua_pushnil(L);   /* keep the stack shape of both branches */
-		}
-	} else {
-		lua_pushnil(L);
-		lua_pushnil(L);
-	}
+	if (lua_getmetatable(L, idx) && lua_getfield(L, -1, "__keys") == LUA_TTABLE)
+		keys = lua_gettop(L);
 	if (keys) {
 		lua_Integer i, n = (lua_Integer)lua_rawlen(L, keys);
 
@@ -316,9 +307,8 @@ encode_map(lua_State *L, struct mpbuf *b, int idx, int depth)
 			encode_value(L, b, lua_gettop(L), depth + 1);
 			lua_pop(L, 2);
 		}
-		lua_pop(L, 2);
 	}
-	lua_pop(L, 2);
+	lua_settop(L, top);
 }
 
 static void
@@ -431,18 +421,24 @@ take(struct mpin *in, size_t n)
 	return p;
 }
 
+static uint64_t
+be(const unsigned char *d, size_t n)
+{
+	uint64_t v = 0;
+
+	while (n--)
+		v = v << 8 | *d++;
+	return v;
+}
+
 static int
 take_be(struct mpin *in, int n, uint64_t *v)
 {
 	const unsigned char *p = take(in, (size_t)n);
-	int i;
 
-	if (!p)
-		return 0;
-	*v = 0;
-	for (i = 0; i < n; i++)
-		*v = (*v << 8) | p[i];
-	return 1;
+	if (p)
+		*v = be(p, (size_t)n);
+	return p != NULL;
 }
 
 static int decode_value(lua_State *L, struct mpin *in, int depth);
@@ -518,8 +514,7 @@ decode_ext(lua_State *L, struct mpin *in, uint64_t n, size_t at)
 	const unsigned char *p = take(in, 1);
 	const unsigned char *d;
 	int type;
-	uint64_t sec = 0, nsec = 0;
-	size_t i;
+	uint64_t sec, nsec = 0;
 
 	if (!p || n > in->len || !(d = take(in, (size_t)n)))
 		return fail(in, "truncated", in->len);
@@ -531,27 +526,19 @@ decode_ext(lua_State *L, struct mpin *in, uint64_t n, size_t at)
 	if (type != -1 || (n != 4 && n != 8 && n != 12))
 		return fail(in, "unsupported ext type", at);
 	if (n == 4) {
-		for (i = 0; i < 4; i++)
-			sec = (sec << 8) | d[i];
-	} else if (n == 8) {
-		uint64_t v = 0;
-
-		for (i = 0; i < 8; i++)
-			v = (v << 8) | d[i];
-		nsec = v >> 34;
-		sec = v & 0x3ffffffffull;
+		sec = be(d, 4);
+	} else if (n == 8) {   /* 30 bits of nanoseconds, 34 of seconds */
+		nsec = be(d, 8) >> 34;
+		sec = be(d, 8) & 0x3ffffffffull;
 	} else {
-		for (i = 0; i < 4; i++)
-			nsec = (nsec << 8) | d[i];
-		for (i = 4; i < 12; i++)
-			sec = (sec << 8) | d[i];
+		nsec = be(d, 4);
+		sec = be(d + 4, 8);
 	}
-	if (n == 12 && (int64_t)sec < 0)
-		lua_pushnumber(L, (lua_Number)(int64_t)sec * 1000 + (lua_Number)nsec / 1e6);
-	else if (nsec % 1000000 == 0 && sec < ((uint64_t)1 << 53))
-		lua_pushinteger(L, (lua_Integer)(sec * 1000 + nsec / 1000000));
+	/* seconds are signed in the 12-byte form, and below 2^34 in the others */
+	if (nsec % 1000000 == 0 && (int64_t)sec < ((int64_t)1 << 43) && (int64_t)sec > -((int64_t)1 << 43))
+		lua_pushinteger(L, (lua_Integer)((int64_t)sec * 1000 + (int64_t)(nsec / 1000000)));
 	else
-		lua_pushnumber(L, (lua_Number)sec * 1000 + (lua_Number)nsec / 1e6);
+		lua_pushnumber(L, (lua_Number)(int64_t)sec * 1000 + (lua_Number)nsec / 1e6);
 	return 1;
 }
 

@@ -78,6 +78,10 @@ describe("lws.msgpack", function()
 		-- and what notepack writes, we read
 		assert.are.equal(json.null, mp.decode("\x91\xd4\x00\x00")[1])   -- undefined
 		assert.are.equal(1000, mp.decode("\xd6\xff\x00\x00\x00\x01"))   -- new Date(1000)
+		-- notepack's timestamp 64 and 96 forms: new Date(1500), new Date(-1500), new Date(1e12 + 7)
+		assert.are.equal(1500, mp.decode(unhex("d7ff7735940000000001")))
+		assert.are.equal(-1500, mp.decode(unhex("c70cff1dcd6500fffffffffffffffe")))
+		assert.are.equal(1000000000007, mp.decode(unhex("d7ff01ab3f003b9aca00")))
 	end)
 
 	it("writes a map's keys sorted (numbers, then strings), so a table always gives the same bytes", function()
