@@ -47,7 +47,7 @@ build = {
          sources = {
             "csrc/client.c", "csrc/conn.c", "csrc/conn_read.c", "csrc/conn_write.c", "csrc/core.c", "csrc/core_call.c", "csrc/core_hooks.c", "csrc/deflate.c",
             "csrc/evloop.c", "csrc/files.c", "csrc/frame.c", "csrc/http_head.c", "csrc/listen.c", "csrc/lws_core.c",
-            "csrc/luatype.c", "csrc/msgbuf.c", "csrc/proto.c", "csrc/redis.c", "csrc/request.c",
+            "csrc/luatype.c", "csrc/msgbuf.c", "csrc/msgpack.c", "csrc/proto.c", "csrc/redis.c", "csrc/request.c",
             "csrc/request_body.c", "csrc/request_reply.c", "csrc/server.c", "csrc/signal.c",
             "csrc/timer.c", "csrc/tls_client.c", "csrc/watch.c", "csrc/workers.c",
          },
@@ -71,10 +71,18 @@ build = {
       ["lws.redis"] = "lua/lws/redis.lua",
       ["lws.bus"] = "lua/lws/bus.lua",
       ["lws.json"] = "lua/lws/json.lua",
+      ["lws.msgpack"] = "lua/lws/msgpack.lua",
       ["lws.socketio"] = "lua/lws/socketio/init.lua",
       ["lws.socketio.engine"] = "lua/lws/socketio/engine.lua",
       ["lws.socketio.parser"] = "lua/lws/socketio/parser.lua",
       ["lws.socketio.cluster"] = "lua/lws/socketio/cluster.lua",
+      ["lws.socketio.common"] = "lua/lws/socketio/common.lua",
+      ["lws.socketio.adapter"] = "lua/lws/socketio/adapter.lua",
+      ["lws.socketio.operator"] = "lua/lws/socketio/operator.lua",
+      ["lws.socketio.socket"] = "lua/lws/socketio/socket.lua",
+      ["lws.socketio.namespace"] = "lua/lws/socketio/namespace.lua",
+      ["lws.socketio.redis_adapter"] = "lua/lws/socketio/redis_adapter.lua",
+      ["lws.socketio.msgpack_parser"] = "lua/lws/socketio/msgpack_parser.lua",
    },
    -- the Socket.IO browser bundles served at /socket.io/socket.io.js: a
    -- dotted key names the directory (lws/socketio/clientN/), the file keeps
@@ -95,6 +103,9 @@ build = {
          ["lws.socketio.client4.socket_io_min_js_map"] = "lua/lws/socketio/client4/socket.io.min.js.map",
          ["lws.socketio.client4.socket_io_esm_min_js"] = "lua/lws/socketio/client4/socket.io.esm.min.js",
          ["lws.socketio.client4.socket_io_esm_min_js_map"] = "lua/lws/socketio/client4/socket.io.esm.min.js.map",
+         ["lws.socketio.client4.socket_io_msgpack_min_js"] = "lua/lws/socketio/client4/socket.io.msgpack.min.js",
+         ["lws.socketio.client4.socket_io_msgpack_min_js_map"] =
+            "lua/lws/socketio/client4/socket.io.msgpack.min.js.map",
       },
    },
 }

@@ -297,6 +297,35 @@ describe("lws.redis", function()
 		assert.are.equal(0, #H.errors)
 	end)
 
+	it("subscribes to patterns beside channels, and unsubscribes from them", function()
+		local srv = redis_server()
+		local r = client { port = srv.port }
+		local pub = client { port = srv.port }
+		local got, confirmed = {}, {}
+		r:on("psubscribe", function(pattern) confirmed[pattern] = true end)
+		r:on("subscribe", function(ch) confirmed[ch] = true end)
+		r:psubscribe("news#*", function(m, ch, pattern) got[#got + 1] = pattern .. " " .. ch .. "=" .. m end)
+		r:subscribe("news#a", function(m, ch) got[#got + 1] = ch .. "=" .. m end)
+		H.run_until(function() return confirmed["news#*"] and confirmed["news#a"] end, 10000, "subscriptions")
+		-- one message, seen by the pattern and the channel subscription
+		assert.are.equal(2, (await(function(cb) pub:publish("news#a", "1\0", cb) end)))
+		pub:publish("news#b#", "2")
+		pub:publish("other", "3")
+		H.run_until(function() return #got == 3 end, 10000, "three deliveries")
+		table.sort(got)
+		assert.are.same({ "news#* news#a=1\0", "news#* news#b#=2", "news#a=1\0" }, got)
+		assert.is_true(r:punsubscribe("news#*"))
+		assert.is_false(r:punsubscribe("news#*"))
+		H.run_until(function()
+			local n = await(function(cb) pub:publish("news#b#", "late", cb) end)
+			return n == 0
+		end, 10000, "the punsubscribe to take effect")
+		assert.are.equal(3, #got)
+		assert.has_error(function() r:psubscribe(1, print) end,
+			"bad argument #1 to 'psubscribe' (string expected, got number)")
+		assert.are.equal(0, #H.errors)
+	end)
+
 	it("close() answers what is pending, drains on request, and leaves nothing behind", function()
 		local srv = redis_server()
 		local r = client { port = srv.port }

@@ -1,7 +1,7 @@
 -- The Socket.IO chatroom: the page in public/ (socket.io-client 2.3.0,
 -- served by this server at /socket.io/socket.io.js) and chatroom.lua.
 --   bin/lws-lua examples/chatroom/server.lua [--port N] [--host H]
---     [--ping-interval MS] [--ping-timeout MS] [--client 2|4] [--quiet]
+--     [--ping-interval MS] [--ping-timeout MS] [--client 2|4] [--parser json|msgpack] [--quiet]
 --     [--redis HOST:PORT] [--workers N] [--tls-cert FILE --tls-key FILE]
 -- Prints "listening on http://HOST:PORT/" first (https:// with
 -- --tls-cert/--tls-key: the page, polling and wss:// over TLS). Works for 2.x and 4.x
@@ -32,6 +32,7 @@ while arg[i] do
 	elseif a == "--ping-interval" then sio_opts.ping_interval = number(v, a)
 	elseif a == "--ping-timeout" then sio_opts.ping_timeout = number(v, a)
 	elseif a == "--client" then sio_opts.client_version = v
+	elseif a == "--parser" then sio_opts.parser = v
 	elseif a == "--quiet" then quiet = true; i = i - 1
 	elseif a == "--redis" then opts_redis = v
 	elseif a == "--workers" then opts.workers = number(v, a); opts.sticky = true
@@ -39,7 +40,7 @@ while arg[i] do
 	elseif a == "--tls-key" and v then tls.key = v
 	else
 		io.stderr:write("usage: server.lua [--port N] [--host H] [--ping-interval MS] "
-			.. "[--ping-timeout MS] [--client 2|4] [--quiet] [--redis HOST:PORT] [--workers N] "
+			.. "[--ping-timeout MS] [--client 2|4] [--parser json|msgpack] [--quiet] [--redis HOST:PORT] [--workers N] "
 			.. "[--tls-cert FILE --tls-key FILE]\n")
 		os.exit(2)
 	end

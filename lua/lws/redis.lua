@@ -3,6 +3,7 @@
   local r = lws.redis.connect{ host = "127.0.0.1", port = 6379 }
   r:command({ "SET", "k", "v" }, function(reply, err, code) end)
   r:subscribe("news", function(message, channel) end)
+  r:psubscribe("news.*", function(message, channel, pattern) end)
   r:publish("news", "hello"[, function(receivers, err, code) end])
   r:unsubscribe("news")
   r:on("ready", function() end)
@@ -62,7 +63,8 @@ Options (unknown keys are an error):
                     lws.on_error (true)
 
 Events (r:on(name, fn)): "ready"() the command connection is ready (again);
-"subscribe"(channel, count) Redis confirmed a subscription; "disconnect"(role,
+"subscribe"(channel, count) / "psubscribe"(pattern, count) Redis confirmed a
+subscription; "disconnect"(role,
 reason) a ready connection was lost (role "command" or "subscribe");
 "reconnecting"(role, attempt, delay_ms); "error"(message) first failure of an
 outage; "close"() after close(), once both connections are gone.
@@ -189,13 +191,15 @@ local function send(conn, argv, fn)
 end
 
 local function subscribe_all(conn)
-	local list, n = { "SUBSCRIBE" }, 1
-	for ch in pairs(conn.client.subs) do
-		n = n + 1
-		list[n] = ch
-		if n > 1000 then send(conn, list); list, n = { "SUBSCRIBE" }, 1 end
+	for cmd, subs in pairs { SUBSCRIBE = conn.client.subs, PSUBSCRIBE = conn.client.psubs } do
+		local list, n = { cmd }, 1
+		for ch in pairs(subs) do
+			n = n + 1
+			list[n] = ch
+			if n > 1000 then send(conn, list); list, n = { cmd }, 1 end
+		end
+		if n > 1 then send(conn, list) end
 	end
-	if n > 1 then send(conn, list) end
 end
 
 local function client_check_ready(c)
@@ -354,28 +358,31 @@ function conn_events.reply(conn, _, id, reply, err, code)
 	fn(reply, err, code)
 end
 
-local function deliver(c, channel, message)
-	local list = c.subs[channel]
+local function deliver(c, channel, message, pattern)
+	local list
+	if pattern then list = c.psubs[pattern] else list = c.subs[channel] end
 	if not list then return end
 	c.counters.messages = c.counters.messages + 1
 	if #list == 1 then
-		local ok, e = xpcall(list[1], debug.traceback, message, channel)
+		local ok, e = xpcall(list[1], debug.traceback, message, channel, pattern)
 		if not ok then report(e) end
 		return
 	end
 	for _, fn in ipairs(table.move(list, 1, #list, 1, {})) do
-		local ok, e = xpcall(fn, debug.traceback, message, channel)
+		local ok, e = xpcall(fn, debug.traceback, message, channel, pattern)
 		if not ok then report(e) end
 	end
 end
 
-function conn_events.push(conn, rc, kind, a, b)
+function conn_events.push(conn, rc, kind, a, b, d)
 	if rc ~= conn.rc then return end
 	local c = conn.client
 	if kind == "message" then
 		deliver(c, a, b)
-	elseif kind == "subscribe" then
-		safe_emit(c, "subscribe", a, b)
+	elseif kind == "pmessage" then
+		deliver(c, b, d, a)
+	elseif kind == "subscribe" or kind == "psubscribe" then
+		safe_emit(c, kind, a, b)
 	end
 end
 
@@ -408,7 +415,7 @@ function M.connect(opts)
 		M.install(lws, lws._handlers)
 	end
 	local c = setmetatable({
-		opts = o, subs = {}, outage = false, closed = false,
+		opts = o, subs = {}, psubs = {}, outage = false, closed = false,
 		counters = { dropped = 0, failures = 0, outages = 0, reconnects = 0, errors = 0, messages = 0 },
 	}, mt)
 	c.cmd = new_conn(c, "command")
@@ -468,33 +475,33 @@ function methods:publish(channel, message, fn)
 	return command(self, { "PUBLISH", channel, message }, fn, "publish")
 end
 
---- r:subscribe(channel, fn(message, channel)) -> true | nil, err, code
-function methods:subscribe(channel, fn)
+local function subscribe(c, kind, channel, fn, fname)
 	if type(channel) ~= "string" then
-		error("bad argument #1 to 'subscribe' (string expected, got " .. type(channel) .. ")", 2)
+		error("bad argument #1 to '" .. fname .. "' (string expected, got " .. type(channel) .. ")", 3)
 	end
 	if not callable(fn) then
-		error("bad argument #2 to 'subscribe' (function expected, got " .. type(fn) .. ")", 2)
+		error("bad argument #2 to '" .. fname .. "' (function expected, got " .. type(fn) .. ")", 3)
 	end
-	if self.closed then return nil, "redis client is closed", "closed" end
-	local list = self.subs[channel]
+	if c.closed then return nil, "redis client is closed", "closed" end
+	local subs = kind == "SUBSCRIBE" and c.subs or c.psubs
+	local list = subs[channel]
 	local first = not list
-	if first then list = {}; self.subs[channel] = list end
+	if first then list = {}; subs[channel] = list end
 	list[#list + 1] = fn
-	local conn = self.sub
+	local conn = c.sub
 	if not conn then
-		conn = new_conn(self, "subscribe")
-		self.sub = conn
+		conn = new_conn(c, "subscribe")
+		c.sub = conn
 		attempt(conn)
 	elseif first and conn.state == "ready" then
-		send(conn, { "SUBSCRIBE", channel })
+		send(conn, { kind, channel })
 	end
 	return true
 end
 
---- r:unsubscribe(channel[, fn]) -> true if something was subscribed
-function methods:unsubscribe(channel, fn)
-	local list = self.subs[channel]
+local function unsubscribe(c, kind, channel, fn)
+	local subs = kind == "UNSUBSCRIBE" and c.subs or c.psubs
+	local list = subs[channel]
 	if not list then return false end
 	if fn ~= nil then
 		for i = #list, 1, -1 do
@@ -502,10 +509,31 @@ function methods:unsubscribe(channel, fn)
 		end
 		if #list > 0 then return true end
 	end
-	self.subs[channel] = nil
-	local conn = self.sub
-	if conn and conn.state == "ready" then send(conn, { "UNSUBSCRIBE", channel }) end
+	subs[channel] = nil
+	local conn = c.sub
+	if conn and conn.state == "ready" then send(conn, { kind, channel }) end
 	return true
+end
+
+--- r:subscribe(channel, fn(message, channel)) -> true | nil, err, code
+function methods:subscribe(channel, fn)
+	return subscribe(self, "SUBSCRIBE", channel, fn, "subscribe")
+end
+
+--- r:unsubscribe(channel[, fn]) -> true if something was subscribed
+function methods:unsubscribe(channel, fn)
+	return unsubscribe(self, "UNSUBSCRIBE", channel, fn)
+end
+
+--- r:psubscribe(pattern, fn(message, channel, pattern)) -> true | nil, err, code:
+-- every channel matching the glob-style pattern (Redis PSUBSCRIBE)
+function methods:psubscribe(pattern, fn)
+	return subscribe(self, "PSUBSCRIBE", pattern, fn, "psubscribe")
+end
+
+--- r:punsubscribe(pattern[, fn]) -> true if something was subscribed
+function methods:punsubscribe(pattern, fn)
+	return unsubscribe(self, "PUNSUBSCRIBE", pattern, fn)
 end
 
 --- r:ready() -> the command connection is ready

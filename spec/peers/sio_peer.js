@@ -76,7 +76,8 @@ function transportOf(s, version) {
 const commands = {
   // {id, version, url, nsp?, transports?, forceBase64?, reconnection?,
   //  events: [names to report], echo: [names answered by ack with the
-  //  same args], login: {event, args} emitted on every connect, auth?, query?}
+  //  same args], login: {event, args} emitted on every connect, auth?, query?,
+  //  parser?: "msgpack" (socket.io-msgpack-parser, 4.x only)}
   connect(c) {
     const lib = libs[c.version];
     const opts = {
@@ -91,6 +92,7 @@ const commands = {
     if (c.auth) opts.auth = c.auth;
     if (c.query) opts.query = c.query;
     if (c.upgrade === false) opts.upgrade = false;
+    if (c.parser === 'msgpack') opts.parser = require(path.join(nm, 'socket.io-msgpack-parser'));
     const s = lib(c.url + (c.nsp || ''), opts);
     const id = c.id;
     clients[id] = { s, version: c.version };

@@ -13,8 +13,10 @@ Design criteria:
    sockets_leave / disconnect_sockets. A node delivers its own broadcast
    locally at once and the bus drops its echo: exactly once per node while
    Redis is up, at most once across an outage (lws.bus).
+ - It is the namespaces' adapter (lws.socketio.adapter's in-memory one,
+   whose broadcasts and room operations also go on the bus).
  - Local-only, as documented: broadcasts with acknowledgements, fetch_sockets,
-   socket_count, and connection state recovery (a recovered session gets the
+   server_side_emit, socket_count, and connection state recovery (a recovered session gets the
    packets this node sent or received while it was away).
  - io["local"] (or io.local_) skips the bus, as Socket.IO's io.local does.
  - Message kinds on the bus: "sio:emit" and "sio:op", with meta.io = the
@@ -27,6 +29,7 @@ Design criteria:
 ]]
 local parser = require "lws.socketio.parser"
 local json = require "lws.json"
+local adapter = require "lws.socketio.adapter"
 
 local pack, unpack = string.pack, string.unpack
 local null = json.null
@@ -72,6 +75,31 @@ local function decode_event(payload, max_attachments)
 		if v ~= null then args[i] = v end
 	end
 	return args
+end
+
+-- the adapter of a namespace on a bus: the in-memory adapter, whose
+-- broadcasts and room operations (unless local) also go on the bus
+local Base = adapter.Adapter
+local Bus = setmetatable({}, { __index = Base })
+Bus.__index = Bus
+local function is_local(opts) return opts.flags and opts.flags["local"] end
+function Bus:broadcast(args, opts, ack_id)
+	if not is_local(opts) then self.cluster.relay_emit(self.nsp, args, opts) end
+	return Base.broadcast(self, args, opts, ack_id)
+end
+function Bus:add_sockets(opts, rooms)
+	if not is_local(opts) then self.cluster.relay_op(self.nsp, "join", opts.rooms, opts.except, rooms) end
+	return Base.add_sockets(self, opts, rooms)
+end
+function Bus:del_sockets(opts, rooms)
+	if not is_local(opts) then self.cluster.relay_op(self.nsp, "leave", opts.rooms, opts.except, rooms) end
+	return Base.del_sockets(self, opts, rooms)
+end
+function Bus:disconnect_sockets(opts, close)
+	if not is_local(opts) then
+		self.cluster.relay_op(self.nsp, "disconnect", opts.rooms, opts.except, nil, close)
+	end
+	return Base.disconnect_sockets(self, opts, close)
 end
 
 --- attach(io, bus) -> cluster: io's broadcasts reach every node on bus
@@ -128,6 +156,13 @@ function M.attach(io, bus)
 		bus:emit("sio:op", { targets = list_of(rooms), except = list_of(except),
 			meta = { io = key, nsp = nsp.name, op = op, close = close and "1" or nil,
 				room = room ~= nil and json.encode(room) or nil } }, "")
+	end
+
+	--- the adapter factory of io's namespaces
+	function self.adapter(nsp)
+		local a = adapter.Adapter.init(setmetatable({}, Bus), nsp)
+		a.cluster = self
+		return a
 	end
 
 	function self.detach()

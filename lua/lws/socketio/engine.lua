@@ -588,7 +588,7 @@ end
 -- then its binary attachments) to every session in targets (an array).
 -- Sessions on a websocket share one buffer per frame.
 function Engine.broadcast(targets, text, attachments, volatile)
-	local frame = "4" .. text
+	local frame = text and "4" .. text   -- nil: binary messages only (the msgpack parser)
 	local all, v3, v4
 	local nws = 0
 	for i = 1, #targets do
@@ -604,7 +604,7 @@ function Engine.broadcast(targets, text, attachments, volatile)
 		elseif not volatile or s:writable() then
 			local buf = s.buf
 			if s.state == "open" then
-				buf[#buf + 1] = frame
+				if frame then buf[#buf + 1] = frame end
 				if attachments then
 					for _, a in ipairs(attachments) do buf[#buf + 1] = a end
 				end
@@ -613,7 +613,7 @@ function Engine.broadcast(targets, text, attachments, volatile)
 		end
 	end
 	if nws > 0 then
-		send_many(all, frame, false)
+		if frame then send_many(all, frame, false) end
 		if attachments then
 			for _, a in ipairs(attachments) do
 				if v3 then send_many(v3, "\4" .. a.bin, true) end
