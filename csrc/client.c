@@ -647,7 +647,10 @@ l_connect(lua_State *L)
 	ci.pwsi = &c->wsi;
 	if (!lws_client_connect_via_info(&ci)) {
 		/* no callback comes for this one (docs/libwebsockets-4.1.md §2); lws 4.1 resolves
-		 * names synchronously here, so this is almost always DNS */
+		 * names synchronously here, so this is almost always DNS. For
+		 * method "RAW" lws has already stored the wsi in *pwsi, then
+		 * freed it: forget it */
+		c->wsi = NULL;
 		snprintf(msg, sizeof(msg), "cannot resolve or connect to %s:%d", ci.address, ci.port);
 		client_fail_later(c, "dns", 0, msg);
 	}
