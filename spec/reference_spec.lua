@@ -8,7 +8,7 @@ local S = require "surface"
 
 local DIR = H.ROOT .. "/docs/reference/"
 local PAGES = { "README.md", "lws.md", "server.md", "connection.md", "client.md", "http.md", "pubsub.md",
-	"heartbeat.md", "socketio.md", "bus.md", "redis.md", "json.md", "cli.md" }
+	"heartbeat.md", "socketio.md", "bus.md", "redis.md", "json.md", "msgpack.md", "cli.md" }
 
 local cache = {}
 local function page(name)

@@ -32,11 +32,11 @@
 ---@field messages integer subscription messages received
 
 --- A Redis client. Events: "ready"(), "subscribe"(channel, count),
---- "disconnect"(role, reason), "reconnecting"(role, attempt, delay_ms),
+--- "psubscribe"(pattern, count), "disconnect"(role, reason), "reconnecting"(role, attempt, delay_ms),
 --- "error"(message), "close"(). Codes: "down", "full", "closed", "redis".
 ---@class lws.RedisClient: lws.Emitter
 local Redis = {}
----@param argv string[] { "SET", "k", "v" } (not SUBSCRIBE: use subscribe)
+---@param argv string[] { "SET", "k", "v" } (not (P)(UN)SUBSCRIBE: use subscribe/psubscribe)
 ---@param fn? fun(reply: any, err: string?, code: string?) exactly once when the call returned true
 ---@return true|nil ok
 ---@return string? err
@@ -59,6 +59,17 @@ function Redis:subscribe(channel, fn) end
 ---@param fn? function one handler (default: all of the channel)
 ---@return boolean was_subscribed
 function Redis:unsubscribe(channel, fn) end
+--- Every channel matching a glob-style pattern (Redis PSUBSCRIBE); subscribed again after every reconnect.
+---@param pattern string "news.*"
+---@param fn fun(message: string, channel: string, pattern: string)
+---@return true|nil ok
+---@return string? err
+---@return string? code "closed"
+function Redis:psubscribe(pattern, fn) end
+---@param pattern string
+---@param fn? function one handler (default: all of the pattern)
+---@return boolean was_subscribed
+function Redis:punsubscribe(pattern, fn) end
 ---@return boolean ready the command connection is ready
 function Redis:ready() end
 ---@param drain_ms? number wait at most this long for replies to what was sent

@@ -1,7 +1,8 @@
 ---@meta lws.socketio
 -- lua-language-server definitions of lws.socketio: the Socket.IO server
 -- (protocol 4/5 over Engine.IO 3 and 4), its namespaces, sockets and
--- broadcast operators (docs/reference/socketio.md).
+-- broadcast operators, and the Redis adapter of @socket.io/redis-adapter
+-- (docs/reference/socketio.md).
 -- `require("lws.socketio")(server, opts)` is `lws.socketio.new(server, opts)`.
 -- Lua has no `in` method name: `sio:in_(room)` (also `sio["in"](sio, room)`);
 -- `local` is `sio.local_` (also `sio["local"]`).
@@ -42,6 +43,49 @@
 ---@field close_timeout? number ms a closing polling session waits for the GET that takes its last packets (default 30000)
 ---@field bus? lws.Bus broadcasts and room operations reach every node (default none)
 ---@field http_compression? boolean|lws.socketio.HttpCompressionOptions gzip polling answers (default true)
+---@field parser? "json"|"msgpack" "msgpack": socket.io-msgpack-parser 3's packets, 4.x clients only; socket.io.js is then the msgpack bundle (default "json")
+---@field adapter? lws.socketio.RedisAdapter|fun(nsp: lws.socketio.Namespace): table the rooms and how a broadcast reaches sockets: lws.socketio.redis_adapter{…}, or a factory function(nsp) -> adapter (the interface: lua/lws/socketio/adapter.lua); not with bus (default: in memory)
+
+---@class lws.socketio.RedisAdapterOptions
+---@field host? string the Redis server (default "127.0.0.1")
+---@field port? integer 1..65535 (default 6379)
+---@field key? string the channel prefix, as the Node adapter's key (default "socket.io")
+---@field request_timeout? number ms a request (fetch_sockets(fn), server_side_emit(..., fn)) waits for every node (default 5000)
+---@field redis? lws.RedisOptions more lws.redis options (password, db, reconnect, ...) (default none)
+
+--- What lws.socketio.redis_adapter{…} returns: the value of the adapter
+--- option. One lws.redis client, opened by the first namespace and closed
+--- with the last (io:close() closes it).
+---@class lws.socketio.RedisAdapter
+local RedisAdapter = {}
+--- (the Socket.IO server calls it) the adapter of one namespace
+---@param nsp lws.socketio.Namespace
+---@return table adapter
+function RedisAdapter:new(nsp) end
+--- The Redis client goes now (io:close() does it too).
+function RedisAdapter:close() end
+
+--- A socket as fetch_sockets(fn) gives it, on this node or another one
+--- (Socket.IO's RemoteSocket); its methods reach it wherever it is.
+---@class lws.socketio.RemoteSocket
+---@field id string
+---@field handshake lws.socketio.Handshake|table
+---@field rooms string[] the rooms it is in (its id included)
+---@field data any its socket.data
+---@field socket? lws.socketio.Socket the socket itself, when it is on this node
+local RemoteSocket = {}
+---@param event string
+---@return true
+function RemoteSocket:emit(event, ...) end
+---@param ms number
+---@return lws.socketio.BroadcastOperator
+function RemoteSocket:timeout(ms) end
+---@param room string|string[]
+function RemoteSocket:join(room) end
+---@param room string
+function RemoteSocket:leave(room) end
+---@param close? boolean end the whole session, not only the namespace
+function RemoteSocket:disconnect(close) end
 
 ---@class lws.socketio.Handshake
 ---@field headers table<string, string>
@@ -83,10 +127,14 @@ function Operator:emit(event, ...) end
 --- emit("message", ...)
 ---@return true
 function Operator:send(...) end
----@return lws.socketio.Socket[]
+---@return lws.socketio.Socket[] this node's matching sockets
 function Operator:sockets() end
----@return lws.socketio.Socket[]
-function Operator:fetch_sockets() end
+--- Without fn: this node's matching sockets, at once. With fn: every
+--- node's, as remote sockets; err after the adapter's request timeout,
+--- with the sockets that came.
+---@param fn? fun(err: string|nil, sockets: lws.socketio.RemoteSocket[])
+---@return lws.socketio.Socket[]|nil
+function Operator:fetch_sockets(fn) end
 ---@param room string|string[]
 function Operator:sockets_join(room) end
 ---@param room string
@@ -174,7 +222,9 @@ function Socket:on_any_outgoing(fn) end
 ---@return self
 function Socket:disconnect(close) end
 
---- Events: "connection"(socket) and "connect"(socket).
+--- Events: "connection"(socket) and "connect"(socket); with a cluster
+--- adapter, what other nodes send with server_side_emit (its arguments,
+--- then an ack function when the sender wants a reply).
 ---@class lws.socketio.Namespace
 ---@field name string "/", "/admin"
 ---@field sockets table<string, lws.socketio.Socket> connected sockets by id
@@ -219,8 +269,17 @@ function Namespace:timeout(ms) end
 function Namespace:emit(event, ...) end
 ---@return true
 function Namespace:send(...) end
----@return lws.socketio.Socket[]
-function Namespace:fetch_sockets() end
+--- Without fn: this node's sockets, at once; with fn: every node's (see BroadcastOperator:fetch_sockets).
+---@param fn? fun(err: string|nil, sockets: lws.socketio.RemoteSocket[])
+---@return lws.socketio.Socket[]|nil
+function Namespace:fetch_sockets(fn) end
+--- The event reaches this namespace on every other node (nsp:on(event, fn(..., ack)) there).
+--- The last argument may be fun(err: string|nil, replies: table): one reply
+--- per other node (the first argument of its ack); err after the adapter's
+--- request timeout, with the replies that came.
+---@param event string not a reserved name
+---@return true
+function Namespace:server_side_emit(event, ...) end
 ---@param room string|string[]
 function Namespace:sockets_join(room) end
 ---@param room string
@@ -283,8 +342,17 @@ function Server:timeout(ms) end
 function Server:emit(event, ...) end
 ---@return true
 function Server:send(...) end
----@return lws.socketio.Socket[]
-function Server:fetch_sockets() end
+--- Without fn: this node's sockets, at once; with fn: every node's (see BroadcastOperator:fetch_sockets).
+---@param fn? fun(err: string|nil, sockets: lws.socketio.RemoteSocket[])
+---@return lws.socketio.Socket[]|nil
+function Server:fetch_sockets(fn) end
+--- The event reaches this namespace on every other node (nsp:on(event, fn(..., ack)) there).
+--- The last argument may be fun(err: string|nil, replies: table): one reply
+--- per other node (the first argument of its ack); err after the adapter's
+--- request timeout, with the replies that came.
+---@param event string not a reserved name
+---@return true
+function Server:server_side_emit(event, ...) end
 ---@param room string|string[]
 function Server:sockets_join(room) end
 ---@param room string
@@ -304,6 +372,7 @@ function Server:socket_count() end
 ---@field json lws.json
 ---@field parser table the wire formats (lws.socketio.parser)
 ---@field engine table Engine.IO sessions (lws.socketio.engine)
+---@field adapter table the in-memory adapter (lws.socketio.adapter): adapter.new(nsp), adapter.Adapter
 ---@field Server table the server's metatable
 ---@field Namespace table the namespace's metatable
 ---@field Socket table the socket's metatable
@@ -320,5 +389,11 @@ function socketio.binary(bytes) end
 ---@param v any
 ---@return boolean
 function socketio.is_binary(v) end
+--- The value of the adapter option that makes this node one more node of
+--- a cluster of Node Socket.IO servers (@socket.io/redis-adapter 8.x,
+--- classic pub/sub) on one Redis; raises on bad options.
+---@param opts? lws.socketio.RedisAdapterOptions
+---@return lws.socketio.RedisAdapter
+function socketio.redis_adapter(opts) end
 
 return socketio

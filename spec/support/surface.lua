@@ -55,6 +55,8 @@ function S.modules()
 			functions = public(require "lws.bus", "function"), fields = public(require "lws.bus", "value") },
 		{ name = "lws.socketio", file = "lws.socketio.lua", alias = "socketio", page = "socketio.md",
 			functions = public(sio, "function"), fields = public(sio, "value") },
+		{ name = "lws.msgpack", file = "lws.msgpack.lua", alias = "msgpack", page = "msgpack.md",
+			functions = public(require "lws.msgpack", "function"), fields = public(require "lws.msgpack", "value") },
 	}
 end
 
@@ -95,6 +97,10 @@ function S.classes()
 			methods = methods_of(sio.Socket) },
 		{ class = "lws.socketio.BroadcastOperator", file = "lws.socketio.lua", alias = "Operator",
 			pages = { "socketio.md" }, methods = methods_of(getmetatable(op)) },
+		{ class = "lws.socketio.RemoteSocket", file = "lws.socketio.lua", alias = "RemoteSocket",
+			pages = { "socketio.md" }, methods = methods_of(require("lws.socketio.operator").Remote) },
+		{ class = "lws.socketio.RedisAdapter", file = "lws.socketio.lua", alias = "RedisAdapter",
+			pages = { "socketio.md" }, methods = methods_of(getmetatable(sio.redis_adapter())) },
 	}
 	io:close()
 	timer:stop()
@@ -140,6 +146,9 @@ function S.option_tables()
 	local sio_defaults = {}
 	for k, v in pairs(engine.defaults) do sio_defaults[k] = v end
 	sio_defaults.connect_timeout, sio_defaults.max_attachments = 45000, 10
+	-- lws.socketio.redis_adapter{}: host and port are lws.redis's
+	local ra_defaults = { host = redis.defaults.host, port = redis.defaults.port, key = "socket.io",
+		request_timeout = 5000 }
 	local list = {
 		{ class = "lws.ServerOptions", file = "lws.lua", page = "server.md", prefix = "",
 			names = probe(function() lws.server(p) end, "") },
@@ -166,6 +175,8 @@ function S.option_tables()
 			names = probe(function() lws.bus(p) end, "") },
 		{ class = "lws.socketio.Options", file = "lws.socketio.lua", page = "socketio.md", prefix = "",
 			names = probe(function() require "lws.socketio"(srv, p) end, ""), defaults = sio_defaults },
+		{ class = "lws.socketio.RedisAdapterOptions", file = "lws.socketio.lua", page = "socketio.md", prefix = "",
+			names = probe(function() require("lws.socketio").redis_adapter(p) end, ""), defaults = ra_defaults },
 	}
 	return list
 end
