@@ -433,7 +433,7 @@ static size_t
 put_frame(struct conn *c, unsigned char *out, int fin, int rsv1, unsigned opcode,
 	  const unsigned char *p, size_t n)
 {
-	size_t hl = frame_header(out, fin, rsv1, opcode, n), i;
+	size_t hl = frame_header(out, fin, rsv1, opcode, n);
 	unsigned char key[4];
 
 	if (!c->is_client) {
@@ -444,8 +444,8 @@ put_frame(struct conn *c, unsigned char *out, int fin, int rsv1, unsigned opcode
 	mask_key(c, key);
 	memcpy(out + hl, key, 4);
 	hl += 4;
-	for (i = 0; i < n; i++)
-		out[hl + i] = p[i] ^ key[i & 3];
+	memcpy(out + hl, p, n);
+	frame_mask(out + hl, n, key, 0);
 	return hl + n;
 }
 

@@ -105,15 +105,36 @@ header_done(struct frame_rx *f, const struct frame_sink *s, void *ud)
 	return 0;
 }
 
+void
+frame_mask(unsigned char *p, size_t n, const unsigned char key[4], unsigned pos)
+{
+	size_t i = 0;
+
+	/* byte by byte up to the key's start, then 8 bytes at a time */
+	for (; i < n && ((pos + i) & 3); i++)
+		p[i] ^= key[(pos + i) & 3];
+	if (n - i >= 8) {
+		uint32_t k;
+		uint64_t k8, w;
+
+		memcpy(&k, key, 4);
+		k8 = (uint64_t)k | (uint64_t)k << 32;
+		for (; i + 8 <= n; i += 8) {
+			memcpy(&w, p + i, 8);
+			w ^= k8;
+			memcpy(p + i, &w, 8);
+		}
+	}
+	for (; i < n; i++)
+		p[i] ^= key[(pos + i) & 3];
+}
+
 static void
 unmask(struct frame_rx *f, unsigned char *p, size_t n)
 {
-	size_t i;
-
 	if (!f->masked)
 		return;
-	for (i = 0; i < n; i++)
-		p[i] ^= f->mask[(f->mpos + i) & 3];
+	frame_mask(p, n, f->mask, f->mpos);
 	f->mpos = (uint8_t)((f->mpos + n) & 3);
 }
 

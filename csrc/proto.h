@@ -125,6 +125,8 @@ int frame_parse(struct frame_rx *f, unsigned char *in, size_t len, const struct 
  * its length */
 size_t frame_header(unsigned char *out, int fin, int rsv1, unsigned opcode, uint64_t len);
 #define FRAME_HEADER_MAX 10
+/* XORs p[0..n) with the masking key, starting at key byte pos & 3 */
+void frame_mask(unsigned char *p, size_t n, const unsigned char key[4], unsigned pos);
 
 
 /* ---- permessage-deflate (RFC 7692), csrc/deflate.c ---- */

@@ -21,7 +21,7 @@ for i = 1, #arg, 2 do
 end
 
 local function log(fmt, ...)
-	io.stdout:write(os.date("%H:%M:%S "), fmt:format(...), "\n")
+	io.stdout:write(tostring(os.date("%H:%M:%S ")), fmt:format(...), "\n")
 	io.stdout:flush()
 end
 
