@@ -14,25 +14,25 @@
 
 static int conn_writeable(struct conn *c);
 
+static void
+ping_list_free(struct conn_ping **head, struct conn_ping **tail, uint8_t *count)
+{
+	while (*head) {
+		struct conn_ping *p = *head;
+
+		*head = p->next;
+		free(p);
+	}
+	*tail = NULL;
+	*count = 0;
+}
+
+/* what ping() queued and the Pongs still owed */
 void
 conn_pings_clear(struct conn *c)
 {
-	while (c->pings) {
-		struct conn_ping *p = c->pings;
-
-		c->pings = p->next;
-		free(p);
-	}
-	c->pings_tail = NULL;
-	c->ping_pending = 0;
-	while (c->pongs) {
-		struct conn_ping *p = c->pongs;
-
-		c->pongs = p->next;
-		free(p);
-	}
-	c->pongs_tail = NULL;
-	c->pong_pending = 0;
+	ping_list_free(&c->pings, &c->pings_tail, &c->ping_pending);
+	ping_list_free(&c->pongs, &c->pongs_tail, &c->pong_pending);
 }
 
 /* ---- send queue ------------------------------------------------------ */

@@ -2,6 +2,7 @@
  * file: a metatable with its methods (exported to the Lua layer if asked),
  * a field table per object (user value 1) for handlers and user fields,
  * and option tables checked by name and type (luaposix's checkfieldnames). */
+#include <stdio.h>
 #include <string.h>
 
 #include "core.h"
@@ -71,6 +72,31 @@ core_fields_newindex(lua_State *L)
 
 /* ---- option tables (luaposix checkfieldnames) ----------------------- */
 
+/* Raises "option 'k' must be <want>, got <the value>" for the value on top
+ * of the stack, at the line of the Lua code that called the C function
+ * (lua/lws/options.lua words its errors the same way) */
+static int
+opt_error(lua_State *L, const char *k, const char *want)
+{
+	char got[64];
+	int t = lua_type(L, -1);
+
+	if (t == LUA_TSTRING) {
+		size_t n;
+		const char *v = lua_tolstring(L, -1, &n);
+
+		snprintf(got, sizeof(got), n > 40 ? "string \"%.37s...\"" : "string \"%s\"", v);
+	} else if (t == LUA_TNUMBER || t == LUA_TBOOLEAN) {
+		snprintf(got, sizeof(got), "%s %s", lua_typename(L, t), luaL_tolstring(L, -1, NULL));
+	} else {
+		snprintf(got, sizeof(got), "%s", lua_typename(L, t));
+	}
+	luaL_where(L, 1);
+	lua_pushfstring(L, "option '%s' must be %s, got %s", k, want, got);
+	lua_concat(L, 2);
+	return lua_error(L);
+}
+
 void
 core_check_fields(lua_State *L, int idx, const char *const *allowed)
 {
@@ -107,10 +133,12 @@ core_opt_int_field(lua_State *L, int idx, const char *k, lua_Integer def,
 		return def;
 	}
 	v = lua_tointegerx(L, -1, &isint);
-	if (!isint)
-		luaL_error(L, "option '%s' must be an integer, got %s", k, luaL_typename(L, -1));
-	if (v < min || v > max)
-		luaL_error(L, "option '%s' out of range (%I..%I)", k, min, max);
+	if (lua_type(L, -1) != LUA_TNUMBER || !isint || v < min || v > max) {   /* no "10" */
+		char want[80];
+
+		snprintf(want, sizeof(want), "an integer in %lld..%lld", (long long)min, (long long)max);
+		opt_error(L, k, want);
+	}
 	lua_pop(L, 1);
 	return v;
 }
@@ -126,7 +154,7 @@ core_opt_str_field(lua_State *L, int idx, const char *k, const char *def)
 		return def;
 	}
 	if (lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "option '%s' must be a string, got %s", k, luaL_typename(L, -1));
+		opt_error(L, k, "a string");
 	s = lua_tostring(L, -1);
 	lua_pop(L, 1);   /* still referenced by the option table */
 	return s;
@@ -143,7 +171,7 @@ core_opt_bool_field(lua_State *L, int idx, const char *k, int def)
 		return def;
 	}
 	if (!lua_isboolean(L, -1))
-		luaL_error(L, "option '%s' must be a boolean, got %s", k, luaL_typename(L, -1));
+		opt_error(L, k, "a boolean");
 	v = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	return v;

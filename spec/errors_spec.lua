@@ -95,6 +95,14 @@ describe("bad arguments raise", function()
 		assert.has_error(function() conn.readyState = 3 end, "'readyState' is read-only")
 		assert.has_error(function() conn:on("message", 42) end)
 		assert.has_error(function() conn:set_limits { bogus = 1 } end, "unknown option 'bogus'")
+		-- the value and the caller's line, as lua/lws/options.lua words it
+		local ok, err = pcall(function() conn:set_limits { max_message_size = -5 } end)
+		assert.is_false(ok)
+		assert.matches("^spec/errors_spec.lua:%d+: option 'max_message_size' must be an integer in "
+			.. "0..1099511627776, got number %-5$", err)
+		ok, err = pcall(function() conn:set_limits { close_timeout = "10" } end)
+		assert.is_false(ok)
+		assert.matches(": option 'close_timeout' must be an integer in 1..3600, got string \"10\"$", err)
 	end)
 end)
 
