@@ -17,19 +17,20 @@
 #include <openssl/x509_vfy.h>
 
 #include "core.h"
+#include "conn.h"
 #include "tls_client.h"
 
-/* While a client connects, close_code/close_reason (unused until it is
- * open) say why it failed: 1006 = aborted from Lua (terminate, connect
- * timeout), 1015 = TLS certificate verification failed (RFC 6455's own
- * reserved code for that). Neither goes on the wire. */
-#define VERIFY_FAILED 1015
-
 /* Our own opening handshake (RFC 6455 4.1) on lws's raw socket: the
- * state of it, freed once the connection is open or has failed */
+ * state of it, the connection's owner data (csrc/conn.h), freed with the
+ * connection. While it connects, verify_failed says why OpenSSL refused
+ * the server's certificate, failure what is to be reported. */
 #define RESPONSE_MAX 16384   /* the server's 101 and its header lines */
 
 struct client_hs {
+	uint8_t done;             /* the handshake is over: the frames are conn.c's */
+	uint32_t retry_after;     /* seconds a refusing server asked us to wait */
+	char *failure;            /* "kind status detail", until reported */
+	char verify_failed[200];  /* OpenSSL's verdict, or "" */
 	char accept[32];          /* the Sec-WebSocket-Accept we expect */
 	char *offered;            /* the Sec-WebSocket-Protocol we sent, or NULL */
 	char *request;            /* not yet written, or NULL */
@@ -41,12 +42,12 @@ struct client_hs {
 static void
 client_hs_free(struct conn *c)
 {
-	if (!c->hs)
-		return;
-	free(c->hs->offered);
-	free(c->hs->request);
-	free(c->hs);
-	c->hs = NULL;
+	struct client_hs *hs = conn_owner_data(c);
+
+	free(hs->offered);
+	free(hs->request);
+	free(hs->failure);
+	free(hs);
 }
 
 static void
@@ -57,9 +58,9 @@ client_tls_free(struct ctx *x)
 
 /* The failure is kept as "kind status detail" until it is reported. */
 static void
-client_failed(struct conn *c, char *failure)
+client_failed(struct conn *c, struct ctx *x, char *failure)
 {
-	struct ctx *x = c->ctx;
+	struct client_hs *hs = conn_owner_data(c);
 	char kind[16] = "connect";
 	const char *detail = failure;
 	unsigned long status = 0;
@@ -71,37 +72,35 @@ client_failed(struct conn *c, char *failure)
 		status = strtoul(sp + 1, &end, 10);
 		detail = *end == ' ' ? end + 1 : end;
 	}
-	if (core_dispatch_prepare(x, c->self_ref, "error") == 0) {
+	if (conn_event(c, "error") == 0) {
 		lua_pushstring(x->L, detail);
 		lua_pushstring(x->L, kind);
 		if (status)
 			lua_pushinteger(x->L, (lua_Integer)status);
 		else
 			lua_pushnil(x->L);
-		if (c->retry_after)
-			lua_pushinteger(x->L, (lua_Integer)c->retry_after);
+		if (hs->retry_after)
+			lua_pushinteger(x->L, (lua_Integer)hs->retry_after);
 		else
 			lua_pushnil(x->L);
 		core_call(x, 6, 0);
 	}
-	c->state = CONN_OPEN;   /* so finalize reports close(1006, detail) */
-	c->close_code = 0;
-	conn_finalize(c, detail);
+	conn_report_failed(c, detail);
 }
 
 static void
 connect_failed_deferred(struct ctx *x, void *arg, int arg_ref)
 {
 	struct conn *c = arg;   /* arg_ref keeps it alive */
-	char *failure = c->extra_headers;
+	struct client_hs *hs = conn_owner_data(c);
+	char *failure = hs->failure;
 
-	(void)x;
 	(void)arg_ref;
-	c->extra_headers = NULL;
+	hs->failure = NULL;
 	if (failure)
-		client_failed(c, failure);
+		client_failed(c, x, failure);
 	else
-		client_failed(c, (char[]){ "connect 0 connection failed (out of memory)" });
+		client_failed(c, x, (char[]){ "connect 0 connection failed (out of memory)" });
 	free(failure);
 }
 
@@ -110,25 +109,15 @@ connect_failed_deferred(struct ctx *x, void *arg, int arg_ref)
 static void
 client_fail_later(struct conn *c, const char *kind, unsigned status, const char *detail)
 {
-	struct ctx *x = c->ctx;
+	struct client_hs *hs = conn_owner_data(c);
 	char buf[320];
 
-	if (c->wsi)
-		lws_set_opaque_user_data(c->wsi, NULL);
-	c->wsi = NULL;
-	if (c->state == CONN_CLOSED || c->self_ref == LUA_NOREF)
+	if (conn_fail_unopened(c, detail))
 		return;
-	c->fail = 1;
-	if (x->finalizing) {
-		conn_finalize(c, detail);   /* never opened: no events, just unpin */
-		return;
-	}
 	snprintf(buf, sizeof(buf), "%s %u %s", kind, status, detail);
-	free(c->extra_headers);   /* unsent request headers: not needed any more */
-	c->extra_headers = strdup(buf);
-	c->state = CONN_CLOSED;   /* no more events until the deferred report */
-	lua_rawgeti(x->L, LUA_REGISTRYINDEX, c->self_ref);
-	core_defer(x, connect_failed_deferred, c, luaL_ref(x->L, LUA_REGISTRYINDEX));
+	free(hs->failure);
+	hs->failure = strdup(buf);
+	conn_defer(c, connect_failed_deferred);
 }
 
 /* OpenSSL's verdict on the server's certificate, for a message that says
@@ -137,10 +126,12 @@ client_fail_later(struct conn *c, const char *kind, unsigned status, const char 
 static void
 client_verify_result(struct conn *c, X509_STORE_CTX *xs, SSL *ssl, int preverify_ok)
 {
+	struct client_hs *hs = conn_owner_data(c);
 	int err = X509_STORE_CTX_get_error(xs);
 	const char *check, *host;
 
-	if (preverify_ok || err == X509_V_OK || c->state != CONN_CONNECTING || c->close_code)
+	if (preverify_ok || err == X509_V_OK || conn_state(c) != CONN_CONNECTING ||
+	    hs->verify_failed[0] || conn_aborted(c))
 		return;
 	switch (err) {
 	case X509_V_ERR_HOSTNAME_MISMATCH:
@@ -165,29 +156,28 @@ client_verify_result(struct conn *c, X509_STORE_CTX *xs, SSL *ssl, int preverify
 	}
 	host = ssl ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
 	if (!strcmp(check, "hostname") && host)
-		snprintf(c->close_reason, sizeof(c->close_reason),
+		snprintf(hs->verify_failed, sizeof(hs->verify_failed),
 			 "%s check failed: %s (the certificate is not valid for '%s')", check,
 			 X509_verify_cert_error_string(err), host);
 	else
-		snprintf(c->close_reason, sizeof(c->close_reason), "%s check failed: %s", check,
+		snprintf(hs->verify_failed, sizeof(hs->verify_failed), "%s check failed: %s", check,
 			 X509_verify_cert_error_string(err));
-	c->close_reason_len = (uint8_t)strlen(c->close_reason);
-	c->close_code = VERIFY_FAILED;
 }
 
 /* CLIENT_CONNECTION_ERROR: lws's short text (or our own record) -> a
- * stable kind token plus detail. c->last_rx is 0 until ESTABLISHED. */
+ * stable kind token plus detail */
 static void
 connection_error(struct conn *c, const char *in, size_t len)
 {
+	struct client_hs *hs = conn_owner_data(c);
 	char text[160];
 
-	if (c->close_code == 1006 && c->close_reason_len) {   /* terminate() while connecting */
-		client_fail_later(c, "aborted", 0, c->close_reason);
+	if (conn_aborted(c)) {   /* terminate() while connecting */
+		client_fail_later(c, "aborted", 0, conn_aborted(c));
 		return;
 	}
-	if (c->close_code == VERIFY_FAILED) {
-		client_fail_later(c, "tls-verify", 0, c->close_reason);
+	if (hs->verify_failed[0]) {
+		client_fail_later(c, "tls-verify", 0, hs->verify_failed);
 		return;
 	}
 	if (!in) {
@@ -277,7 +267,7 @@ resp_header(const char *head, const char *name)
 static int
 handshake_check(struct conn *c, const char *head)
 {
-	struct client_hs *hs = c->hs;
+	struct client_hs *hs = conn_owner_data(c);
 	unsigned status = 0;
 	char *v;
 	int bad;
@@ -291,7 +281,7 @@ handshake_check(struct conn *c, const char *head)
 
 		/* a 503/429 refusal may say when to come back (reconnect storms) */
 		if (ra)
-			c->retry_after = (uint32_t)strtoul(ra, NULL, 10);
+			hs->retry_after = (uint32_t)strtoul(ra, NULL, 10);
 		free(ra);
 		snprintf(text, sizeof(text), "HTTP %u", status);
 		client_fail_later(c, "http", status, text);
@@ -340,8 +330,7 @@ handshake_check(struct conn *c, const char *head)
 		client_fail_later(c, "handshake", 0, "the server chose a subprotocol that was not offered");
 		return -1;
 	}
-	free(c->protocol);
-	c->protocol = v;
+	conn_set_protocol(c, v);
 	return 0;
 }
 
@@ -349,7 +338,7 @@ handshake_check(struct conn *c, const char *head)
 static int
 handshake_rx(struct conn *c, struct lws *wsi, unsigned char *in, size_t len)
 {
-	struct client_hs *hs = c->hs;
+	struct client_hs *hs = conn_owner_data(c);
 	size_t room = sizeof(hs->resp) - 1 - hs->resp_len, take = len < room ? len : room;
 	char *end;
 
@@ -372,14 +361,24 @@ handshake_rx(struct conn *c, struct lws *wsi, unsigned char *in, size_t len)
 
 		if (handshake_check(c, hs->resp))
 			return -1;
-		client_hs_free(c);
-		c->close_code = 0;
-		c->close_reason_len = 0;
+		hs->done = 1;
+		conn_own_framing(c);
 		conn_established(c);
-		if (rest_off < len && c->wsi == wsi)
+		if (rest_off < len && conn_wsi(c) == wsi)
 			return conn_own_rx(c, in + rest_off, len - rest_off);
 	}
 	return 0;
+}
+
+/* our upgrade request, once */
+static int
+send_request(struct conn *c, struct client_hs *hs)
+{
+	int rc = conn_send_raw(c, hs->request, hs->request_len);
+
+	free(hs->request);
+	hs->request = NULL;
+	return rc;
 }
 
 /* wss://: what OpenSSL decrypted, or (NULL, 0) once its handshake is
@@ -395,32 +394,31 @@ client_plain(void *ud, const unsigned char *p, size_t n)
 {
 	struct plain *pl = ud;
 	struct conn *c = pl->c;
+	struct client_hs *hs = conn_owner_data(c);
 
 	if (!p) {   /* TLS is up: our upgrade request goes out in it */
-		if (c->hs && c->hs->request) {
-			pl->rc = conn_send_raw(c, c->hs->request, c->hs->request_len);
-			free(c->hs->request);
-			c->hs->request = NULL;
-		}
-	} else if (c->hs) {
+		if (!hs->done && hs->request)
+			pl->rc = send_request(c, hs);
+	} else if (!hs->done) {
 		pl->rc = handshake_rx(c, pl->wsi, (unsigned char *)p, n);
 	} else {
 		pl->rc = conn_own_rx(c, (unsigned char *)p, n);
 	}
-	return pl->rc || c->wsi != pl->wsi;
+	return pl->rc || conn_wsi(c) != pl->wsi;
 }
 
 static int
 tls_rx(struct conn *c, struct lws *wsi, const unsigned char *in, size_t len)
 {
+	struct client_hs *hs = conn_owner_data(c);
 	struct plain pl = { c, wsi, 0 };
-	int rc = tls_client_rx(c->tls, in, len, client_plain, &pl);
+	int rc = tls_client_rx(conn_tls(c), in, len, client_plain, &pl);
 
-	if (c->wsi != wsi)
+	if (conn_wsi(c) != wsi)
 		return -1;   /* failed and detached while reading */
-	if (rc == TLS_CLIENT_FAILED && c->hs) {
-		if (c->close_code == VERIFY_FAILED)
-			client_fail_later(c, "tls-verify", 0, c->close_reason);
+	if (rc == TLS_CLIENT_FAILED && !hs->done) {
+		if (hs->verify_failed[0])
+			client_fail_later(c, "tls-verify", 0, hs->verify_failed);
 		else
 			client_fail_later(c, "tls", 0, "TLS handshake failed (not a TLS server, or no "
 					  "protocol version or cipher in common)");
@@ -445,14 +443,11 @@ handshake_request(struct conn *c, lua_State *L, const char *path, const char *ho
 	static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 	unsigned char nonce[16], sha[20];
 	char key[32], joined[80];
-	struct client_hs *hs = calloc(1, sizeof(*hs));
+	struct client_hs *hs = conn_owner_data(c);
 	luaL_Buffer b;
 	size_t n;
 	const char *r;
 
-	if (!hs)
-		return -1;
-	c->hs = hs;
 	if (lws_get_random(core_ctx(L)->lws, nonce, sizeof(nonce)) != sizeof(nonce))
 		return -1;
 	lws_b64_encode_string((char *)nonce, sizeof(nonce), key, sizeof(key));
@@ -497,7 +492,8 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		size_t len)
 {
 	struct conn *c = core_opaque(wsi, KIND_CONN);
-	int handled, rc;
+	struct client_hs *hs = c ? conn_owner_data(c) : NULL;
+	int handled;
 
 	/* what every established connection does, client or server */
 	if (c && (handled = conn_callback(c, reason, in, len)) != CONN_NOT_HANDLED)
@@ -511,15 +507,12 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		return 0;
 
 	case LWS_CALLBACK_RAW_CONNECTED:
-		if (!c || !c->hs)
+		if (!c || hs->done)
 			return -1;
-		c->raw = 1;
-		if (c->tls)   /* our ClientHello; the request once TLS is up */
-			return tls_client_start(c->tls) ? -1 : conn_send_raw(c, NULL, 0);
-		rc = conn_send_raw(c, c->hs->request, c->hs->request_len);
-		free(c->hs->request);
-		c->hs->request = NULL;
-		return rc;
+		conn_set_raw(c);
+		if (conn_tls(c))   /* our ClientHello; the request once TLS is up */
+			return tls_client_start(conn_tls(c)) ? -1 : conn_send_raw(c, NULL, 0);
+		return send_request(c, hs);
 
 	case LWS_CALLBACK_RAW_WRITEABLE:
 		return 0;
@@ -527,16 +520,16 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	case LWS_CALLBACK_RAW_RX:
 		if (!c)
 			return -1;
-		if (c->tls)
+		if (conn_tls(c))
 			return tls_rx(c, wsi, in, len);
-		if (!c->hs)
+		if (hs->done)
 			return -1;
 		return handshake_rx(c, wsi, in, len);
 
 	case LWS_CALLBACK_RAW_CLOSE:
-		if (c && c->tls && !tls_client_ready(c->tls))   /* lws's words for it */
+		if (c && conn_tls(c) && !tls_client_ready(conn_tls(c)))   /* lws's words for it */
 			connection_error(c, "connect SSL err", 15);
-		else if (c && c->hs)
+		else if (c && !hs->done)
 			connection_error(c, "closed before established", 25);
 		else if (c)
 			conn_finalize(c, NULL);
@@ -550,7 +543,7 @@ client_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	case LWS_CALLBACK_WSI_DESTROY:
 		/* CONNECTION_ERROR normally comes first (and detaches us), but
 		 * not for a wsi killed while waiting for the server's answer */
-		if (c && !c->last_rx)
+		if (c && !conn_was_established(c))
 			connection_error(c, "closed before established", 25);
 		else if (c)
 			conn_finalize(c, NULL);
@@ -580,6 +573,8 @@ l_connect(lua_State *L)
 {
 	struct ctx *x = core_ctx(L);
 	struct lws_client_connect_info ci;
+	struct conn_owner o = { 0 };
+	struct client_hs *hs;
 	const char *headers, *ca, *origin, *protocols;
 	char msg[300];
 	struct conn *c;
@@ -604,18 +599,20 @@ l_connect(lua_State *L)
 	headers = core_opt_str_field(L, 1, "headers", NULL);
 	origin = core_opt_str_field(L, 1, "origin", NULL);
 
-	c = conn_new(L, x);
-	c->is_client = 1;
-	c->gone = client_hs_free;
-	c->max_message = (size_t)core_opt_int_field(L, 1, "max_message_size",
-						    CONN_MAX_MESSAGE_DEFAULT, 0, CONN_LIMIT_MAX);
-	c->max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes",
-						  CONN_MAX_QUEUE_DEFAULT, 0, CONN_LIMIT_MAX);
-	c->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout",
-						   CONN_CLOSE_TIMEOUT_DEFAULT, 1, 3600);
+	o.max_message = (size_t)core_opt_int_field(L, 1, "max_message_size",
+						   CONN_MAX_MESSAGE_DEFAULT, 0, CONN_LIMIT_MAX);
+	o.max_queue = (size_t)core_opt_int_field(L, 1, "max_queue_bytes",
+						 CONN_MAX_QUEUE_DEFAULT, 0, CONN_LIMIT_MAX);
+	o.close_timeout = (int)core_opt_int_field(L, 1, "close_timeout",
+						  CONN_CLOSE_TIMEOUT_DEFAULT, 1, 3600);
+	o.is_client = 1;
+	o.gone = client_hs_free;
+	o.data = hs = calloc(1, sizeof(*hs));
+	if (!hs)
+		return luaL_error(L, "out of memory");
+	c = conn_new(L, x, &o);
 	/* pin now: events may fire from inside lws_client_connect_via_info */
-	c->self_ref = core_ref_self(L, -1);
-	x->n_conns++;
+	conn_pin(c);
 
 	/* lws only logs an unreadable CA file, then fails every handshake */
 	if (ca && tls && !(f = fopen(ca, "r"))) {
@@ -635,22 +632,22 @@ l_connect(lua_State *L)
 	if (tls) {
 		SSL_CTX *sc = tls_client_ctx(&x->client_tls, ca, insecure);
 
-		c->tls = sc ? tls_client_new(sc, ci.address, !insecure, client_verify_hook, c) : NULL;
-		if (!c->tls) {
+		conn_set_tls(c, sc ? tls_client_new(sc, ci.address, !insecure, client_verify_hook, c) :
+			     NULL);
+		if (!conn_tls(c)) {
 			client_fail_later(c, "tls", 0, sc ? "cannot create the TLS session" :
 					  "cannot load the CA certificates");
 			return 1;
 		}
 	}
-	conn_own_framing(c);
 	ci.opaque_user_data = c;
-	ci.pwsi = &c->wsi;
+	ci.pwsi = conn_wsi_slot(c);
 	if (!lws_client_connect_via_info(&ci)) {
 		/* no callback comes for this one (docs/libwebsockets-4.1.md §2); lws 4.1 resolves
 		 * names synchronously here, so this is almost always DNS. For
 		 * method "RAW" lws has already stored the wsi in *pwsi, then
 		 * freed it: forget it */
-		c->wsi = NULL;
+		*conn_wsi_slot(c) = NULL;
 		snprintf(msg, sizeof(msg), "cannot resolve or connect to %s:%d", ci.address, ci.port);
 		client_fail_later(c, "dns", 0, msg);
 	}

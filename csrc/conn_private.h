@@ -1,9 +1,12 @@
-/* conn_private.h: what the three files of a connection share
- * (csrc/conn.c: the object and its lifetime; conn_read.c; conn_write.c) */
+/* conn_private.h: struct conn, and what the files of a connection share
+ * (csrc/conn.c: the object and its lifetime; conn_read.c; conn_write.c;
+ * conn_lua.c: its Lua methods). No other file includes it: owners use
+ * csrc/conn.h. */
 #ifndef LWS_LUA_CONN_PRIVATE_H
 #define LWS_LUA_CONN_PRIVATE_H
 
 #include "core.h"
+#include "conn.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -12,6 +15,72 @@
 #define RBUF_KEEP 65536          /* keep a reassembly buffer this big */
 #define BATCH_MAX 16384          /* messages this small are batched... */
 #define BATCH_BUF 65536          /* ...into one send of up to this much */
+
+/* conn.fail: closing because of an error, dropping the queue (DROP) or
+ * after what was queued before the error (DRAIN, own framing) */
+enum { FAIL_DROP = 1, FAIL_DRAIN = 2 };
+
+struct sendq_entry {
+	struct msgbuf *m;
+	size_t off;                   /* bytes of m already handed to lws */
+};
+
+struct conn {
+	int kind;                     /* KIND_CONN */
+	struct lws *wsi;              /* NULL once lws has closed it */
+	struct ctx *ctx;
+	void *owner, *home;           /* struct conn_owner's data and home (csrc/conn.h) */
+	void (*gone)(struct conn *c); /* the owner's: the connection is closed */
+	struct conn *prev, *next;     /* the owner's list (conn_list_add) */
+	struct conn *flush_prev, *flush_next;   /* ctx's list to write before the poll */
+	int self_ref;                 /* pins the userdata while wsi lives */
+	uint8_t state;
+	uint8_t is_client;
+	uint8_t rx_binary;
+	uint8_t rx_failed;            /* stop accumulating, we are failing */
+	uint8_t fail;                 /* closing because of an error: FAIL_* */
+	uint8_t close_sent;
+	uint8_t got_peer_close;
+	uint8_t ping_pending;         /* Pings queued in pings (at most CONN_PINGS_MAX) */
+	uint8_t pmd;                  /* permessage-deflate negotiated */
+	uint8_t linked;               /* on its owner's list */
+	uint8_t close_on_full;        /* slow_consumer = "close" */
+	uint8_t flush_listed;         /* on ctx->flush_head's list */
+	uint8_t close_reason_len, peer_reason_len;
+	uint16_t close_code;          /* what we send / report for our close */
+	uint16_t peer_code;
+	uint32_t utf8_state;
+	int close_timeout;            /* seconds */
+	size_t max_message;
+	size_t max_queue;
+	char *rbuf;                   /* message being reassembled */
+	size_t rlen, rcap;
+	struct sendq_entry *q;        /* ring */
+	uint32_t qhead, qcount, qcap;
+	size_t qbytes;                /* bufferedAmount */
+	char *protocol;               /* negotiated subprotocol, or NULL */
+	char *extra_headers;          /* handshake response headers from Lua */
+	char close_reason[124];
+	char peer_reason[124];
+	struct conn_ping *pings, *pings_tail;   /* ping() calls not yet written, in order */
+	/* own framing (server connections): we parse and write the frames
+	 * ourselves over lws's byte stream (csrc/frame.c) */
+	uint8_t own;                  /* this connection's frames are ours */
+	uint8_t raw;                  /* lws moved its wsi to the raw role */
+	uint8_t pong_pending;         /* Pongs owed in pongs */
+	struct conn_ping *pongs, *pongs_tail;   /* answers to the peer's Pings, in order */
+	struct frame_rx fr;
+	struct pmd *z;                /* permessage-deflate, our own (csrc/deflate.c) */
+	unsigned char *ztx;           /* the compressed message being written */
+	size_t ztx_len, ztx_off;
+	uint8_t z_first, z_binary;    /* the inflated message being read */
+	struct tls_client *tls;       /* wss:// client: our TLS over the raw socket */
+	lws_sorted_usec_list_t sul_drain;   /* own_drain's retry before the raw role */
+	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
+	uint64_t drops;               /* messages refused or evicted (queue full) */
+};
+
 
 /* ---- pings ----------------------------------------------------------- */
 
@@ -28,6 +97,11 @@ struct conn_ping {
 
 
 /* conn_write.c */
+void conn_fail(struct conn *c, uint16_t code, const char *reason);
+int conn_queue(struct conn *c, struct msgbuf *m);
+int conn_offer(struct conn *c, struct msgbuf *m);
+void conn_flush_all(struct ctx *x);
+void conn_abort(struct conn *c);
 void conn_pings_clear(struct conn *c);
 void conn_sendq_clear(struct conn *c);
 void conn_ask_writable(struct conn *c);

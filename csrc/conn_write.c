@@ -51,6 +51,19 @@ conn_sendq_clear(struct conn *c)
 	c->qbytes = 0;
 }
 
+/* the head message m has left whole: its last `counted` bytes were not
+ * yet taken off qbytes / added to bytes_out */
+static void
+sendq_pop(struct conn *c, struct msgbuf *m, size_t counted)
+{
+	c->qbytes -= counted;
+	c->bytes_out += counted;
+	c->msgs_out++;
+	c->qhead = (c->qhead + 1) % c->qcap;
+	c->qcount--;
+	msgbuf_unref(m);
+}
+
 static void flush_list(struct conn *c);
 
 /* Our frames before the client's first bytes: lws keeps the wsi in its
@@ -290,6 +303,13 @@ conn_request_close(struct conn *c, uint16_t code, const char *reason, size_t rle
 	conn_ask_writable(c);
 }
 
+void
+conn_close_unannounced(struct conn *c, uint16_t code, const char *reason, size_t rlen)
+{
+	c->state = CONN_OPEN;
+	conn_request_close(c, code, reason, rlen);
+}
+
 /* Failing the connection (RFC 6455 7.1.7): drop what is queued, stop
  * reading, send our Close with code from the next WRITEABLE (never by
  * returning -1 from RECEIVE: see docs/libwebsockets-4.1.md §4 on pmd). */
@@ -355,12 +375,7 @@ write_batch(struct conn *c)
 		}
 		memcpy(out + used + hl, m->data + LWS_PRE, m->len);
 		used += hl + m->len;
-		c->qbytes -= m->len;
-		c->bytes_out += m->len;
-		c->msgs_out++;
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qcount--;
-		msgbuf_unref(m);
+		sendq_pop(c, m, m->len);
 		count++;
 	}
 	if (count && lws_write(c->wsi, out, used, LWS_WRITE_RAW) < (int)used)
@@ -543,12 +558,7 @@ own_write_compressed(struct conn *c, struct sendq_entry *e)
 	if (last) {
 		free(c->ztx);
 		c->ztx = NULL;
-		c->qbytes -= m->len;
-		c->bytes_out += m->len;
-		c->msgs_out++;
-		c->qhead = (c->qhead + 1) % c->qcap;
-		c->qcount--;
-		msgbuf_unref(m);
+		sendq_pop(c, m, m->len);
 	}
 	return (int)chunk;
 }
@@ -654,13 +664,11 @@ conn_own_writeable(struct conn *c)
 		if (own_write_piece(c, m, e->off, chunk, first, last))
 			return -1;
 		e->off += chunk;
-		c->qbytes -= chunk;
-		c->bytes_out += chunk;
 		if (last) {
-			c->msgs_out++;
-			c->qhead = (c->qhead + 1) % c->qcap;
-			c->qcount--;
-			msgbuf_unref(m);
+			sendq_pop(c, m, chunk);
+		} else {
+			c->qbytes -= chunk;
+			c->bytes_out += chunk;
 		}
 		if (chunk >= budget)
 			break;

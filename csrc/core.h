@@ -1,9 +1,10 @@
 /* core.h: the shared header of lws.core.
  * Declares the per-Lua-state context, the core's helpers every userdata
  * file uses (core.c, core_call.c, core_hooks.c, luatype.c), and what one
- * file offers the others (message buffers, connections, requests, HTTP
- * heads, listening sockets). A struct only its own files read lives in
- * their header (csrc/request.h, csrc/core_private.h). */
+ * file offers the others (message buffers, requests, HTTP heads,
+ * listening sockets). A struct only its own files read lives in their
+ * header (csrc/conn_private.h, csrc/request.h, csrc/server_private.h,
+ * csrc/core_private.h); a connection's owners see it through csrc/conn.h. */
 #ifndef LWS_LUA_CORE_H
 #define LWS_LUA_CORE_H
 
@@ -21,12 +22,6 @@
  * let that go to the kernel in one send() */
 #define CONN_TX_PACKET (65536 + 14)
 
-/* A connection's limits unless its server or client says otherwise (the
- * README's option tables name the same numbers) */
-#define CONN_MAX_MESSAGE_DEFAULT (16 << 20)   /* max_message_size */
-#define CONN_MAX_QUEUE_DEFAULT (16 << 20)     /* max_queue_bytes */
-#define CONN_CLOSE_TIMEOUT_DEFAULT 10         /* close_timeout, seconds */
-#define CONN_LIMIT_MAX ((lua_Integer)1 << 40) /* the largest byte limit taken */
 
 #include "proto.h"
 
@@ -124,6 +119,7 @@ void core_wake(struct ctx *x);               /* run() sees what a callback chang
 /* A function to run on the next loop turn (outside the current lws callback). */
 typedef void (*deferred_fn)(struct ctx *x, void *arg, int arg_ref);
 void core_defer(struct ctx *x, deferred_fn fn, void *arg, int arg_ref);
+void core_flush_soon(struct ctx *x);         /* conn_flush_all before the next poll */
 
 /* core_call.c: every call into Lua */
 int core_call(struct ctx *x, int nargs, int nresults); /* protected; 0 = ok */
@@ -143,6 +139,7 @@ void core_new_type(lua_State *L, const char *name, const luaL_Reg *methods,
 		   lua_CFunction index, const luaL_Reg *meta, const char *export);
 void core_push_fields(lua_State *L, int idx);
 int core_fields_index(lua_State *L);
+int core_fields_get(lua_State *L);
 int core_fields_newindex(lua_State *L);
 
 /* evloop.c: the libev backend (the default; LWS_LUA_LOOP, lws.configure) */
@@ -184,115 +181,28 @@ struct msgbuf *msgbuf_new(const void *p, size_t len, int binary);
 int msgbuf_set_key(struct msgbuf *m, const char *key, size_t klen);
 void msgbuf_unref(struct msgbuf *m);
 
-/* conn.c: what server.c and client.c need of a connection */
-/* conn.fail: closing because of an error, dropping the queue (DROP) or
- * after what was queued before the error (DRAIN, own framing) */
-enum { FAIL_DROP = 1, FAIL_DRAIN = 2 };
-enum conn_state { CONN_CONNECTING = 0, CONN_OPEN = 1, CONN_CLOSING = 2, CONN_CLOSED = 3 };
-
-struct sendq_entry {
-	struct msgbuf *m;
-	size_t off;                   /* bytes of m already handed to lws */
-};
-
-struct conn {
-	int kind;                     /* KIND_CONN */
-	struct lws *wsi;              /* NULL once lws has closed it */
-	struct ctx *ctx;
-	struct server *srv;           /* NULL for client connections */
-	void (*gone)(struct conn *c); /* the owner's: the connection is closed */
-	struct conn *prev, *next;     /* server's list of its connections */
-	struct conn *flush_prev, *flush_next;   /* ctx's list to write before the poll */
-	int self_ref;                 /* pins the userdata while wsi lives */
-	uint8_t state;
-	uint8_t is_client;
-	uint8_t rx_binary;
-	uint8_t rx_failed;            /* stop accumulating, we are failing */
-	uint8_t fail;                 /* closing because of an error: FAIL_* */
-	uint8_t close_sent;
-	uint8_t got_peer_close;
-	uint8_t ping_pending;         /* Pings queued in pings (at most CONN_PINGS_MAX) */
-	uint8_t pmd;                  /* permessage-deflate negotiated */
-	uint8_t linked;               /* on its server's list */
-	uint8_t close_on_full;        /* slow_consumer = "close" */
-	uint8_t flush_listed;         /* on ctx->flush_head's list */
-	uint8_t close_reason_len, peer_reason_len;
-	uint16_t close_code;          /* what we send / report for our close */
-	uint16_t peer_code;
-	uint32_t utf8_state;
-	int close_timeout;            /* seconds */
-	size_t max_message;
-	size_t max_queue;
-	char *rbuf;                   /* message being reassembled */
-	size_t rlen, rcap;
-	struct sendq_entry *q;        /* ring */
-	uint32_t qhead, qcount, qcap;
-	size_t qbytes;                /* bufferedAmount */
-	char *protocol;               /* negotiated subprotocol, or NULL */
-	char *extra_headers;          /* handshake response headers from Lua */
-	char close_reason[124];
-	char peer_reason[124];
-	struct conn_ping *pings, *pings_tail;   /* ping() calls not yet written, in order */
-	/* own framing (server connections): we parse and write the frames
-	 * ourselves over lws's byte stream (csrc/frame.c) */
-	uint8_t own;                  /* this connection's frames are ours */
-	uint8_t raw;                  /* lws moved its wsi to the raw role */
-	uint8_t pong_pending;         /* Pongs owed in pongs */
-	struct conn_ping *pongs, *pongs_tail;   /* answers to the peer's Pings, in order */
-	struct frame_rx fr;
-	struct pmd *z;                /* permessage-deflate, our own (csrc/deflate.c) */
-	unsigned char *ztx;           /* the compressed message being written */
-	size_t ztx_len, ztx_off;
-	uint8_t z_first, z_binary;    /* the inflated message being read */
-	struct client_hs *hs;         /* client.c's, until the handshake is over */
-	struct tls_client *tls;       /* wss:// client: our TLS over the raw socket */
-	lws_sorted_usec_list_t sul_drain;   /* own_drain's retry before the raw role */
-	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
-	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
-	uint64_t drops;               /* messages refused or evicted (queue full) */
-	uint32_t retry_after;         /* client: seconds a refusing server asked us to wait */
-};
-
-struct conn *conn_new(lua_State *L, struct ctx *x);   /* pushes the userdata */
-struct conn *conn_check(lua_State *L, int idx);
-void conn_attach(struct conn *c, struct lws *wsi);    /* pin + opaque pointer */
-int conn_established(struct conn *c);
-/* The WebSocket events of a connection, server or client side alike
- * (RECEIVE, WRITEABLE, PONG, the peer's Close): what the lws callback
- * returns, or CONN_NOT_HANDLED for any other reason */
-#define CONN_NOT_HANDLED 2
-struct lws *conn_handshake_wsi(struct conn *c);
-/* the upgrade was answered with our own 101 (server), or a client's
- * request went out on a raw socket: our frames from now on */
-void conn_own_framing(struct conn *c);
-/* the peer's bytes once the handshake is over (a client's first frames
- * may come in the same read as the server's 101) */
-int conn_own_rx(struct conn *c, unsigned char *in, size_t len);
-/* our bytes to the peer in one write (encrypted first on a wss:// client);
- * 0 or -1 */
-int conn_send_raw(struct conn *c, const void *p, size_t n);
-int conn_callback(struct conn *c, enum lws_callback_reasons reason, void *in, size_t len);
-void conn_finalize(struct conn *c, const char *why);
-void conn_fail(struct conn *c, uint16_t code, const char *reason);
-void conn_request_close(struct conn *c, uint16_t code, const char *reason, size_t rlen);
-void conn_release_unopened(struct conn *c);
-int conn_queue(struct conn *c, struct msgbuf *m);
-void conn_flush_all(struct ctx *x);
-void core_flush_soon(struct ctx *x);
-int conn_offer(struct conn *c, struct msgbuf *m);
-void conn_abort(struct conn *c);
-
 /* request.c: one HTTP transaction (struct request: csrc/request.h) */
 struct request;
 
-int request_start(struct server *s, struct lws *wsi,
-		  void (*push_req)(lua_State *L, struct lws *wsi, const char *method));
+/* What a request needs of whoever serves it (a server: csrc/server.c
+ * keeps one of these for its whole life) */
+struct request_owner {
+	void *home;                   /* the wsi's opaque pointer once the request is done */
+	const int *handler_ref;       /* the Lua object whose "request" event answers it */
+	const uint8_t *closing;       /* set: hang up after this answer */
+	size_t max_body;
+	int timeout_s;                /* seconds a deferred answer may take, 0: no limit */
+	/* the Lua request table of a plain HTTP request */
+	void (*push_req)(lua_State *L, struct lws *wsi, const char *method);
+};
+
+int request_start(const struct request_owner *o, struct lws *wsi);
 int request_body(struct request *r, const void *in, size_t len);
 int request_body_done(struct request *r);
 int request_deadline(struct request *r);
 int request_writeable(struct request *r);
 void request_closed(struct request *r);
-struct server *request_server(struct request *r);
+void *request_home(const struct request *r);
 int request_open(lua_State *L);
 
 /* server.c */
@@ -306,6 +216,7 @@ int http_switching(struct lws *wsi, const char *key, const char *protocol,
 		   const char *extensions, const char *extra);
 /* "date: <IMF-fixdate>\r\n" for now (RFC 9110 6.6.1), cached per second */
 const char *http_date_line(size_t *len);
+char *http_hdr_dup(struct lws *wsi, enum lws_token_indexes t, int *plen);
 
 /* listen.c */
 int listen_socket(const char *host, int port, int backlog, int reuseport, char *err,
@@ -316,53 +227,6 @@ int listen_bound_port(int fd);
 int workers_fork(lua_State *L, const char *host, int *port, int n, int sticky, int backlog,
 		 int *listen_fd, char *err, size_t errlen);
 int workers_open(lua_State *L);
-
-/* A server vhost, shared by every lws.server with the same TLS files and
- * kept until the context goes. lws may rebind a wsi to another vhost on
- * the same (non-)port by its Host header (lws_select_vhost), so a vhost
- * must never die under a wsi, and every wsi finds its server through its
- * opaque pointer, never through the vhost. */
-struct server_vhost {
-	struct server_vhost *next;
-	struct lws_vhost *vh;
-	char *cert, *key, *ca;        /* all NULL: plain ws:// */
-	int handshake_timeout;        /* seconds to send complete request headers */
-	int keepalive_timeout;        /* seconds an idle keep-alive HTTP connection stays */
-	int rx_buffer_size;           /* lws's per-connection receive buffer */
-	char name[32];                /* lws keeps a pointer to the vhost name */
-	struct lws_protocols protocols[2];
-};
-
-struct server {
-	int kind;                     /* KIND_SERVER: opaque of its listener and idle wsi */
-	struct ctx *ctx;
-	struct server_vhost *sv;
-	int self_ref;                 /* pinned until finished */
-	int fd;                       /* our listening socket, -1 once closed */
-	struct lws *listen_wsi;       /* raw-file watcher of fd */
-	int port;
-	uint8_t closing;              /* close() called, or the listener is gone */
-	uint8_t finished;
-	uint8_t finish_scheduled;
-	uint8_t tls;
-	int n_wsi;                    /* live wsi adopted from our listener */
-	struct conn *conns;           /* open and closing ws connections */
-	int n_conns;
-	size_t max_message;
-	size_t max_queue;
-	size_t max_body;              /* HTTP request bodies */
-	int request_timeout;          /* seconds a deferred HTTP answer may take */
-	int close_timeout;
-	uint8_t close_on_full;
-	uint8_t pmd;                  /* permessage-deflate offered by clients is accepted */
-	uint8_t pmd_no_context;       /* reset our deflater after every message */
-	int8_t pmd_level, pmd_mem_level;
-	char *iface;
-	lws_sorted_usec_list_t sul_force;
-	/* counters for server:stats() */
-	uint64_t n_accepted, n_refused, n_http;
-	uint64_t t_msgs_in, t_msgs_out, t_bytes_in, t_bytes_out, t_drops;  /* closed conns */
-};
 
 #pragma GCC visibility pop
 

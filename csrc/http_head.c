@@ -147,3 +147,27 @@ http_switching(struct lws *wsi, const char *key, const char *protocol, const cha
 	free(buf);
 	return n;
 }
+
+/* A copy of a request header (its lines joined by lws with ","),
+ * NUL-terminated, its length in *plen if asked; NULL if absent or empty */
+char *
+http_hdr_dup(struct lws *wsi, enum lws_token_indexes t, int *plen)
+{
+	int n = lws_hdr_total_length(wsi, t);
+	char *b;
+
+	if (n <= 0)
+		return NULL;
+	b = malloc((size_t)n + 1);
+	if (!b)
+		return NULL;
+	n = lws_hdr_copy(wsi, b, n + 1, t);
+	if (n < 0) {
+		free(b);
+		return NULL;
+	}
+	b[n] = '\0';
+	if (plen)
+		*plen = n;
+	return b;
+}

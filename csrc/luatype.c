@@ -52,6 +52,13 @@ core_fields_index(lua_State *L)
 	lua_pushvalue(L, 2);
 	if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL)
 		return 1;
+	return core_fields_get(L);
+}
+
+/* the key (index 2) in the object's (index 1) field table: its user value 1 */
+int
+core_fields_get(lua_State *L)
+{
 	if (lua_getiuservalue(L, 1, 1) != LUA_TTABLE)
 		return 0;
 	lua_pushvalue(L, 2);

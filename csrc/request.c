@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conn.h"
 #include "request.h"
 
 #define REQUEST_MT "lws.request"
@@ -23,10 +24,10 @@ request_check(lua_State *L, int idx)
 	return luaL_checkudata(L, idx, REQUEST_MT);
 }
 
-struct server *
-request_server(struct request *r)
+void *
+request_home(const struct request *r)
 {
-	return r->srv;
+	return r->owner->home;
 }
 
 /* Detach from the wsi (the wsi goes back to being its server's) and unpin. */
@@ -37,7 +38,7 @@ request_release(struct request *r)
 
 	if (r->wsi) {
 		lws_set_timer_usecs(r->wsi, LWS_SET_TIMER_USEC_CANCEL);
-		lws_set_opaque_user_data(r->wsi, r->srv);
+		lws_set_opaque_user_data(r->wsi, r->owner->home);
 		r->wsi = NULL;
 	}
 	free(r->rbody);
@@ -58,7 +59,6 @@ request_dispatch(struct request *r)
 {
 	struct ctx *x = r->ctx;
 	lua_State *L = x->L;
-	struct server *s = r->srv;
 
 	if (r->rbody) {
 		lua_rawgeti(L, LUA_REGISTRYINDEX, r->req_ref);
@@ -70,7 +70,7 @@ request_dispatch(struct request *r)
 		r->rbody_len = r->rbody_cap = 0;
 	}
 	r->state = REQ_WAITING;
-	if (!s || core_dispatch_prepare(x, s->self_ref, "request")) {
+	if (core_dispatch_prepare(x, *r->owner->handler_ref, "request")) {
 		request_respond(r, 503, NULL, "server is not ready", 19);
 		return;
 	}
@@ -160,7 +160,7 @@ request_writeable(struct request *r)
 	r->body = NULL;
 	{
 		/* a closing server lets in-flight requests finish, then hangs up */
-		int close_after = r->close_after || (r->srv && r->srv->closing);
+		int close_after = r->close_after || *r->owner->closing;
 
 		request_release(r);
 		if (close_after)
@@ -183,7 +183,7 @@ request_closed(struct request *r)
 		return;
 	r->state = REQ_CLOSED;
 	if (r->wsi)
-		lws_set_opaque_user_data(r->wsi, r->srv);
+		lws_set_opaque_user_data(r->wsi, r->owner->home);
 	r->wsi = NULL;
 	free(r->body);
 	r->body = NULL;
@@ -196,10 +196,9 @@ request_closed(struct request *r)
 
 /* LWS_CALLBACK_HTTP: a request whose headers are complete */
 int
-request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, struct lws *,
-								     const char *))
+request_start(const struct request_owner *o, struct lws *wsi)
 {
-	struct ctx *x = s->ctx;
+	struct ctx *x = core_ctx_of(wsi);
 	lua_State *L = x->L;
 	char *uri = NULL;
 	int ulen = 0, m = lws_http_get_uri_and_method(wsi, &uri, &ulen), chunked;
@@ -210,7 +209,7 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 		return request_reply_now(wsi, 405, "method not allowed");
 	if (request_framing(wsi, m, &clen, &chunked))
 		return -1;
-	if (clen > (lua_Integer)s->max_body)
+	if (clen > (lua_Integer)o->max_body)
 		return request_reply_now(wsi, 413, "request body too large");
 
 	r = lua_newuserdatauv(L, sizeof(*r), 0);
@@ -218,16 +217,16 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 	luaL_setmetatable(L, REQUEST_MT);
 	r->kind = KIND_REQUEST;
 	r->ctx = x;
-	r->srv = s;
+	r->owner = o;
 	r->wsi = wsi;
 	r->head = m == LWSHUMETH_HEAD;
-	r->max_body = s->max_body;
-	r->timeout_s = s->request_timeout;
+	r->max_body = o->max_body;
+	r->timeout_s = o->timeout_s;
 	r->self_ref = core_ref_self(L, -1);
 	lua_pop(L, 1);
 	x->n_requests++;
 	lws_set_opaque_user_data(wsi, r);
-	push_req(L, wsi, method_names[m]);
+	o->push_req(L, wsi, method_names[m]);
 	r->req_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	if (request_takes_chunked(m) && clen < 0)
 		/* lws now reads everything after these headers as this

@@ -15,7 +15,7 @@ enum req_state { REQ_BODY, REQ_WAITING, REQ_RESPONDING, REQ_DONE, REQ_CLOSED };
 struct request {
 	int kind;                     /* KIND_REQUEST */
 	struct ctx *ctx;
-	struct server *srv;
+	const struct request_owner *owner;
 	struct lws *wsi;              /* NULL once answered or closed */
 	int self_ref;                 /* pinned while the transaction lives */
 	int req_ref;                  /* the Lua request table */

@@ -30,24 +30,6 @@ hdr_present(struct lws *wsi, enum lws_token_indexes t)
 	       lws_hdr_copy_fragment(wsi, one, sizeof(one), t, 0) >= 0;
 }
 
-/* A copy of a header (all its lines, joined by ","), NUL-terminated. */
-static char *
-hdr_copy(struct lws *wsi, enum lws_token_indexes t, int *plen)
-{
-	int n = lws_hdr_total_length(wsi, t);
-	char *b = malloc((size_t)n + 8);   /* lws adds a "," per extra line */
-
-	if (!b)
-		return NULL;
-	n = lws_hdr_copy(wsi, b, n + 8, t);
-	if (n < 0) {
-		free(b);
-		return NULL;
-	}
-	b[n] = '\0';
-	*plen = (int)strlen(b);
-	return b;
-}
 
 /* Methods whose body lws reads without a Content-Length (see the top). */
 int
@@ -114,7 +96,7 @@ request_framing(struct lws *wsi, int m, lua_Integer *clen, int *chunked)
 	if (has_cl) {
 		uint64_t v;
 		int n;
-		char *cl = hdr_copy(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, &n);
+		char *cl = http_hdr_dup(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, &n);
 
 		if (!cl)
 			return request_reply_now(wsi, 400, "invalid Content-Length");
@@ -126,7 +108,7 @@ request_framing(struct lws *wsi, int m, lua_Integer *clen, int *chunked)
 	}
 	if (has_te) {
 		int n;
-		char *te = hdr_copy(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, &n);
+		char *te = http_hdr_dup(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING, &n);
 
 		n = te ? proto_transfer_encoding(te, (size_t)n) : PROTO_TE_BAD;
 		free(te);

@@ -3,7 +3,7 @@
  * ourselves (precise bind errors, SO_REUSEPORT, and a close that takes
  * effect now, not at lws's 30 s deferred-free tick) and watch it as a raw
  * fd. Every wsi carries its server in its opaque pointer. Owns the
- * server's lifetime, its vhosts (TLS, ALPN), lws's callbacks for its wsi
+ * server's lifetime (its vhosts: csrc/server_vhost.c), lws's callbacks for its wsi
  * (HTTP requests to csrc/request.c, upgrades to csrc/server_upgrade.c,
  * connections to csrc/conn.c), h2c offers turned down so the request is
  * served over HTTP/1.1, and the Lua API. */
@@ -21,10 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-
 #include "core.h"
+#include "conn.h"
 #include "server_private.h"
 
 #define KILL_ARG ((void *)"kill")   /* argp of our LWS_CALLBACK_USER sweep */
@@ -47,9 +45,9 @@ home_server(struct lws *wsi)
 	if (*o == KIND_SERVER)
 		return (struct server *)o;
 	if (*o == KIND_CONN)
-		return ((struct conn *)o)->srv;
+		return conn_owner_data((struct conn *)o);   /* a server's are its own */
 	if (*o == KIND_REQUEST)
-		return request_server((struct request *)o);
+		return request_home((struct request *)o);
 	return NULL;
 }
 
@@ -254,7 +252,7 @@ force_close(lws_sorted_usec_list_t *sul)
 
 /* ---- the protocol callback --------------------------------------------- */
 
-static int
+int
 server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		size_t len)
 {
@@ -341,7 +339,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			return -1;
 		}
 		s->n_http++;
-		return request_start(s, wsi, server_push_http_request);
+		return request_start(&s->http, wsi);
 
 	case LWS_CALLBACK_HTTP_BODY:
 		if (r)
@@ -414,146 +412,6 @@ opt_strdup(lua_State *L, int idx, const char *k)
 	return v ? strdup(v) : NULL;
 }
 
-static int
-same(const char *a, const char *b)
-{
-	return (!a && !b) || (a && b && !strcmp(a, b));
-}
-
-static void
-server_vhosts_free(struct ctx *x)
-{
-	while (x->server_vhosts) {
-		struct server_vhost *sv = x->server_vhosts;
-
-		x->server_vhosts = sv->next;
-		free(sv->cert);
-		free(sv->key);
-		free(sv->ca);
-		free(sv);
-	}
-}
-
-/* The vhost for this TLS configuration (NULLs: plain), created on first
- * use and kept until the context is destroyed. Takes the strings. */
-static struct server_vhost *
-server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout, int ka_timeout,
-		 int rx_size)
-{
-	struct lws_context_creation_info info;
-	struct server_vhost *sv;
-	static int serial;
-
-	for (sv = x->server_vhosts; sv; sv = sv->next)
-		if (same(sv->cert, cert) && same(sv->key, key) && same(sv->ca, ca) &&
-		    sv->handshake_timeout == hs_timeout && sv->keepalive_timeout == ka_timeout &&
-		    sv->rx_buffer_size == rx_size) {
-			free(cert);
-			free(key);
-			free(ca);
-			return sv;
-		}
-	sv = calloc(1, sizeof(*sv));
-	if (!sv) {
-		free(cert);
-		free(key);
-		free(ca);
-		return NULL;
-	}
-	sv->cert = cert;
-	sv->key = key;
-	sv->ca = ca;
-	sv->handshake_timeout = hs_timeout;
-	sv->keepalive_timeout = ka_timeout;
-	sv->rx_buffer_size = rx_size;
-	sv->protocols[0].name = "lws-lua";
-	sv->protocols[0].callback = server_callback;
-	sv->protocols[0].user = sv;
-	/* lws allocates this per connection: small keeps idle connections
-	 * small (2 KiB: 4.7 KiB per idle connection in all, bench/README.md),
-	 * big means fewer RECEIVE callbacks for big messages */
-	sv->protocols[0].rx_buffer_size = (size_t)rx_size;
-	sv->protocols[0].tx_packet_size = CONN_TX_PACKET;
-
-	memset(&info, 0, sizeof(info));
-	snprintf(sv->name, sizeof(sv->name), "lws-lua-server-%d", ++serial);
-	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;   /* we listen ourselves */
-	info.vhost_name = sv->name;
-	info.protocols = sv->protocols;
-	info.keepalive_timeout = ka_timeout;
-	/* from a request's first byte to its complete headers (slowloris) */
-	info.timeout_secs_ah_idle = (unsigned)hs_timeout;
-	/* after our own 101 the client's first frame is not HTTP: lws then
-	 * moves the same wsi (TLS included) to its raw role, bound to
-	 * protocols[0] (lws_http_to_fallback), and csrc/conn.c reads it */
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-		       LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
-	if (cert) {
-		info.ssl_cert_filepath = cert;
-		info.ssl_private_key_filepath = key;
-		info.ssl_ca_filepath = ca;
-		/* TLS 1.2 and up, forward-secret AEAD suites only */
-		info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 |
-				       SSL_OP_NO_TLSv1_1;
-		info.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-				       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-				       "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
-		/* ALPN offers HTTP/1.1 only. Left NULL, lws 4.1.6 offers its
-		 * context default "h2,http/1.1", every current browser and curl
-		 * pick h2, and none of our HTTP or WebSocket code runs over h2
-		 * streams (blank pages, reset streams). A client that offers only
-		 * h2 gets no ALPN answer and talks HTTP/1.1 over TLS. lws keeps
-		 * this pointer (no copy): a string literal lives long enough.
-		 * HTTP/2 will be an explicit server option. */
-		info.alpn = "http/1.1";
-	}
-	sv->vh = lws_create_vhost(x->lws, &info);
-	if (!sv->vh) {
-		free(sv->cert);
-		free(sv->key);
-		free(sv->ca);
-		free(sv);
-		return NULL;
-	}
-	sv->next = x->server_vhosts;
-	x->server_vhosts = sv;
-	return sv;
-}
-
-/* lws only logs why a TLS vhost failed: load the files again into a
- * scratch SSL_CTX and name the file and the step that fails */
-static void
-tls_diagnose(const char *cert, const char *key, char *out, size_t outlen)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-	const char *what = NULL, *file = NULL;
-	char ossl[160] = "";
-
-	ERR_clear_error();
-	if (!ctx || !cert || !key) {
-		what = "cannot create the TLS server";
-	} else if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1) {
-		what = "cannot use the TLS certificate";
-		file = cert;
-	} else if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		what = "cannot use the TLS key";
-		file = key;
-	} else if (SSL_CTX_check_private_key(ctx) != 1) {
-		what = "the TLS key does not match the certificate";
-		file = key;
-	} else {
-		what = "cannot create the TLS server with";
-		file = cert;
-	}
-	if (ERR_peek_last_error())
-		ERR_error_string_n(ERR_peek_last_error(), ossl, sizeof(ossl));
-	ERR_clear_error();
-	if (ctx)
-		SSL_CTX_free(ctx);
-	snprintf(out, outlen, "%s%s%s%s%s", what, file ? " " : "", file ? file : "",
-		 ossl[0] ? ": " : "", ossl);
-}
-
 /* server(opts) -> server | nil, err, code */
 static int
 l_server(lua_State *L)
@@ -599,9 +457,13 @@ l_server(lua_State *L)
 						  CONN_MAX_QUEUE_DEFAULT, 0, CONN_LIMIT_MAX);
 	s->close_timeout = (int)core_opt_int_field(L, 1, "close_timeout",
 						   CONN_CLOSE_TIMEOUT_DEFAULT, 1, 3600);
-	s->max_body = (size_t)core_opt_int_field(L, 1, "max_body_size", 1 << 20, 0,
+	s->http.max_body = (size_t)core_opt_int_field(L, 1, "max_body_size", 1 << 20, 0,
 						 (lua_Integer)1 << 40);
-	s->request_timeout = (int)core_opt_int_field(L, 1, "request_timeout", 60, 0, 86400);
+	s->http.timeout_s = (int)core_opt_int_field(L, 1, "request_timeout", 60, 0, 86400);
+	s->http.home = s;
+	s->http.handler_ref = &s->self_ref;
+	s->http.closing = &s->closing;
+	s->http.push_req = server_push_http_request;
 	{
 		const char *sc = core_opt_str_field(L, 1, "slow_consumer", "error");
 
@@ -654,7 +516,7 @@ l_server(lua_State *L)
 			lua_getfield(L, 1, "tls");
 			lua_getfield(L, -1, "cert");
 			lua_getfield(L, -2, "key");
-			tls_diagnose(lua_tostring(L, -2), lua_tostring(L, -1), err, sizeof(err));
+			server_tls_diagnose(lua_tostring(L, -2), lua_tostring(L, -1), err, sizeof(err));
 			return core_push_error(L, err, "tls");
 		}
 		return core_push_error(L, "cannot create the server", "vhost");
@@ -714,8 +576,8 @@ server_close(lua_State *L)
 	if (s->listen_wsi)
 		lws_set_timeout(s->listen_wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 	for (c = s->conns; c; c = next) {
-		next = c->next;
-		if (c->state == CONN_OPEN)
+		next = conn_list_next(c);
+		if (conn_state(c) == CONN_OPEN)
 			conn_request_close(c, 1001, "server closing", 14);
 	}
 	/* idle keep-alive HTTP connections and unfinished handshakes go now */
@@ -732,30 +594,23 @@ static int
 server_c_stats(lua_State *L)
 {
 	struct server *s = server_check(L, 1);
-	uint64_t mi = s->t_msgs_in, mo = s->t_msgs_out, bi = s->t_bytes_in, bo = s->t_bytes_out,
-		 dr = s->t_drops, queued = 0;
+	struct conn_counts t = s->closed;
 	struct conn *c;
 
-	for (c = s->conns; c; c = c->next) {
-		mi += c->msgs_in;
-		mo += c->msgs_out;
-		bi += c->bytes_in;
-		bo += c->bytes_out;
-		dr += c->drops;
-		queued += c->qbytes;
-	}
+	for (c = s->conns; c; c = conn_list_next(c))
+		conn_counts_add(c, &t);
 	lua_createtable(L, 0, 10);
 #define SET(name, v) (lua_pushinteger(L, (lua_Integer)(v)), lua_setfield(L, -2, name))
 	SET("connections", s->n_conns);
 	SET("handshakes", s->n_accepted);
 	SET("handshakes_refused", s->n_refused);
 	SET("http_requests", s->n_http);
-	SET("messages_in", mi);
-	SET("messages_out", mo);
-	SET("bytes_in", bi);
-	SET("bytes_out", bo);
-	SET("queued_bytes", queued);
-	SET("dropped", dr);
+	SET("messages_in", t.msgs_in);
+	SET("messages_out", t.msgs_out);
+	SET("bytes_in", t.bytes_in);
+	SET("bytes_out", t.bytes_out);
+	SET("queued_bytes", t.queued);
+	SET("dropped", t.drops);
 #undef SET
 	return 1;
 }

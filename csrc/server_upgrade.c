@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "core.h"
+#include "conn.h"
 #include "server_private.h"
 
 static int server_own_upgrade(struct server *s, struct conn *c, struct lws *wsi,
@@ -26,27 +27,6 @@ hdr_len(struct lws *wsi, enum lws_token_indexes t)
 }
 
 /* A copy of a header (all fragments), NUL-terminated, or NULL. */
-static char *
-hdr_dup(struct lws *wsi, enum lws_token_indexes t, int *plen)
-{
-	int n = lws_hdr_total_length(wsi, t);
-	char *b;
-
-	if (n <= 0)
-		return NULL;
-	b = malloc((size_t)n + 1);
-	if (!b)
-		return NULL;
-	n = lws_hdr_copy(wsi, b, n + 1, t);
-	if (n < 0) {
-		free(b);
-		return NULL;
-	}
-	b[n] = '\0';
-	if (plen)
-		*plen = n;
-	return b;
-}
 
 static int
 refuse(struct server *s, struct lws *wsi, int status, const char *extra, const char *msg)
@@ -86,7 +66,7 @@ push_header_table(lua_State *L, struct lws *wsi)
 		nl = strlen(name);
 		if (name[nl - 1] != ':')
 			continue;   /* request-line pseudo tokens ("get ", "http/1.1 ") */
-		v = hdr_dup(wsi, (enum lws_token_indexes)t, NULL);
+		v = http_hdr_dup(wsi, (enum lws_token_indexes)t, NULL);
 		if (!v)
 			continue;
 		lua_pushlstring(L, name, nl - 1);
@@ -158,7 +138,7 @@ push_request(lua_State *L, struct lws *wsi, const char *method, const char *prot
 	lua_setfield(L, -2, "query");
 	push_header_table(L, wsi);
 	lua_setfield(L, -2, "headers");
-	ver = hdr_dup(wsi, WSI_TOKEN_HTTP, NULL);
+	ver = http_hdr_dup(wsi, WSI_TOKEN_HTTP, NULL);
 	lua_pushstring(L, ver ? ver : "HTTP/1.0");
 	lua_setfield(L, -2, "http_version");
 	free(ver);
@@ -195,43 +175,44 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, char *upgrade)
 		return refuse(s, wsi, 503, "Retry-After: 1\r\n", "server is shutting down");
 	if (hdr_len(wsi, WSI_TOKEN_GET_URI) <= 0)
 		return refuse(s, wsi, 400, NULL, "WebSocket upgrade must use GET");
-	http = hdr_dup(wsi, WSI_TOKEN_HTTP, NULL);
+	http = http_hdr_dup(wsi, WSI_TOKEN_HTTP, NULL);
 	bad = !http || strcmp(http, "HTTP/1.1");
 	free(http);
 	if (bad)
 		return refuse(s, wsi, 400, NULL, "WebSocket upgrade needs HTTP/1.1");
 	if (hdr_len(wsi, WSI_TOKEN_HOST) <= 0)
 		return refuse(s, wsi, 400, NULL, "missing Host header");
-	conn_hdr = hdr_dup(wsi, WSI_TOKEN_CONNECTION, &klen);
+	conn_hdr = http_hdr_dup(wsi, WSI_TOKEN_CONNECTION, &klen);
 	bad = !conn_hdr || !proto_list_has(conn_hdr, (size_t)klen, "upgrade");
 	free(conn_hdr);
 	if (bad)
 		return refuse(s, wsi, 400, NULL, "Connection header must contain 'Upgrade'");
-	key = hdr_dup(wsi, WSI_TOKEN_KEY, &klen);
+	key = http_hdr_dup(wsi, WSI_TOKEN_KEY, &klen);
 	bad = !key || !proto_key_valid(key, (size_t)klen);
 	free(key);
 	if (bad)
 		return refuse(s, wsi, 400, NULL, "missing or invalid Sec-WebSocket-Key header");
-	ver = hdr_dup(wsi, WSI_TOKEN_VERSION, NULL);
+	ver = http_hdr_dup(wsi, WSI_TOKEN_VERSION, NULL);
 	bad = !ver || strcmp(ver, "13");
 	free(ver);
 	if (bad)
 		return refuse(s, wsi, 426, "Sec-WebSocket-Version: 13\r\n",
 			      "unsupported Sec-WebSocket-Version (this server speaks 13)");
-	protos = hdr_dup(wsi, WSI_TOKEN_PROTOCOL, &plen);
+	protos = http_hdr_dup(wsi, WSI_TOKEN_PROTOCOL, &plen);
 	if (protos && (plen > 126 || proto_token_list(protos, (size_t)plen, NULL, NULL) < 0)) {
 		free(protos);
 		return refuse(s, wsi, 400, NULL, "invalid Sec-WebSocket-Protocol header");
 	}
 
 	/* the connection object exists from here, so the hook can keep it */
-	c = conn_new(L, x);
-	c->srv = s;
-	c->gone = server_conn_gone;
-	c->max_message = s->max_message;
-	c->max_queue = s->max_queue;
-	c->close_timeout = s->close_timeout;
-	c->close_on_full = s->close_on_full;
+	{
+		struct conn_owner o = { .data = s, .home = s, .gone = server_conn_gone,
+					.max_message = s->max_message, .max_queue = s->max_queue,
+					.close_timeout = s->close_timeout,
+					.close_on_full = s->close_on_full };
+
+		c = conn_new(L, x, &o);
+	}
 	conn_attach(c, wsi);   /* pins; userdata stays on the stack */
 
 	if (core_dispatch_prepare(x, s->self_ref, "upgrade")) {
@@ -284,8 +265,9 @@ static int
 server_own_upgrade(struct server *s, struct conn *c, struct lws *wsi, const char *protos,
 		   int plen)
 {
-	lua_State *L = c->ctx->L;
+	lua_State *L = s->ctx->L;
 	struct pmd_answer ans;
+	struct pmd *z = NULL;
 	const char *extra = NULL;
 	char *ext;
 	int elen = 0;
@@ -298,27 +280,27 @@ server_own_upgrade(struct server *s, struct conn *c, struct lws *wsi, const char
 			return refuse(s, wsi, 500, NULL,
 				      "upgrade hook chose a subprotocol the client did not offer");
 		}
-		c->protocol = strdup(chosen);
+		conn_set_protocol(c, strdup(chosen));
 	}
 	if (lua_type(L, -2) == LUA_TSTRING)
 		extra = lua_tostring(L, -2);
 	/* permessage-deflate: the first offer we can honour, answered in the
 	 * 101 ahead of the hook's own header lines */
-	ext = s->pmd ? hdr_dup(wsi, WSI_TOKEN_EXTENSIONS, &elen) : NULL;
-	if (ext && pmd_negotiate(ext, (size_t)elen, s->pmd_no_context, &ans) == 0) {
-		c->z = pmd_new(&ans, s->pmd_level, s->pmd_mem_level);
-		c->pmd = c->z != NULL;
-	}
+	ext = s->pmd ? http_hdr_dup(wsi, WSI_TOKEN_EXTENSIONS, &elen) : NULL;
+	if (ext && pmd_negotiate(ext, (size_t)elen, s->pmd_no_context, &ans) == 0)
+		z = pmd_new(&ans, s->pmd_level, s->pmd_mem_level);
 	free(ext);
-	if (c->z || extra) {
-		size_t n = (c->z ? ans.len + 32 : 0) + (extra ? strlen(extra) : 0) + 1;
+	conn_set_deflate(c, z);
+	if (z || extra) {
+		size_t n = (z ? ans.len + 32 : 0) + (extra ? strlen(extra) : 0) + 1;
+		char *h = malloc(n);
 
-		c->extra_headers = malloc(n);
-		if (c->extra_headers)
-			snprintf(c->extra_headers, n, "%s%s%s%s", c->z ? "sec-websocket-extensions: " : "",
-				 c->z ? ans.text : "", c->z ? "\r\n" : "", extra ? extra : "");
+		if (h)
+			snprintf(h, n, "%s%s%s%s", z ? "sec-websocket-extensions: " : "",
+				 z ? ans.text : "", z ? "\r\n" : "", extra ? extra : "");
+		conn_set_reply_headers(c, h);
 	}
-	c->own = 1;   /* the 101 is still to be written: state CONNECTING */
+	conn_take_events(c);   /* the 101 is still to be written: state CONNECTING */
 	return 0;
 }
 
@@ -327,12 +309,11 @@ server_own_upgrade(struct server *s, struct conn *c, struct lws *wsi, const char
 int
 server_switch(struct server *s, struct conn *c, struct lws *wsi)
 {
-	char *key = hdr_dup(wsi, WSI_TOKEN_KEY, NULL);
-	int bad = !key || http_switching(wsi, key, c->protocol, NULL, c->extra_headers);
+	char *key = http_hdr_dup(wsi, WSI_TOKEN_KEY, NULL), *extra = conn_take_reply_headers(c);
+	int bad = !key || http_switching(wsi, key, conn_protocol(c), NULL, extra);
 
 	free(key);
-	free(c->extra_headers);
-	c->extra_headers = NULL;
+	free(extra);
 	if (bad) {
 		conn_release_unopened(c);
 		return -1;
@@ -345,8 +326,7 @@ server_switch(struct server *s, struct conn *c, struct lws *wsi)
 	server_link_conn(s, c);
 	s->n_accepted++;
 	if (s->closing) {
-		c->state = CONN_OPEN;
-		conn_request_close(c, 1001, "server closing", 14);
+		conn_close_unannounced(c, 1001, "server closing", 14);
 		return 0;
 	}
 	return conn_established(c);
@@ -355,36 +335,17 @@ server_switch(struct server *s, struct conn *c, struct lws *wsi)
 static void
 server_conn_gone(struct conn *c)
 {
-	struct server *s = c->srv;
+	struct server *s = conn_owner_data(c);
 
-	s->t_msgs_in += c->msgs_in;
-	s->t_msgs_out += c->msgs_out;
-	s->t_bytes_in += c->bytes_in;
-	s->t_bytes_out += c->bytes_out;
-	s->t_drops += c->drops;
-	if (c->linked) {
-		if (c->prev)
-			c->prev->next = c->next;
-		else
-			s->conns = c->next;
-		if (c->next)
-			c->next->prev = c->prev;
-		c->prev = c->next = NULL;
-		c->linked = 0;
+	conn_counts_add(c, &s->closed);
+	if (conn_list_remove(&s->conns, c))
 		s->n_conns--;
-	}
-	c->srv = NULL;
 }
 
 static void
 server_link_conn(struct server *s, struct conn *c)
 {
-	c->next = s->conns;
-	c->prev = NULL;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
-	c->linked = 1;
+	conn_list_add(&s->conns, c);
 	s->n_conns++;
 }
 

@@ -122,7 +122,7 @@ describe("docs/reference", function()
 		{ "csrc/client.c", 'client_fail_later%(c, "([%w-]+)"', { "client.md" } },
 		{ "lua/lws/websocket.lua", '%[10%d%d%] = "([%w-]+)"', { "client.md" } },   -- after_open
 		{ "lua/lws/websocket.lua", 'return nil, [^\n]-, "([%w-]+)"', { "client.md" } },
-		{ "csrc/conn.c", 'core_push_error%(L, "[^"]*", "(%w+)"%)', { "connection.md" } },
+		{ "csrc/conn_lua.c", 'core_push_error%(L, "[^"]*", "(%w+)"%)', { "connection.md" } },
 		{ "csrc/request.c", 'core_push_error%(L, "[^"]*", "(%w+)"%)', { "http.md" } },
 		{ "csrc/server.c", 'core_push_error%(L, [^,]+, "(%w+)"%)', { "server.md" } },
 		{ "lua/lws/redis.lua", 'nil, "[^"]*", "(%w+)"', { "redis.md" } },
