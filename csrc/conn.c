@@ -311,6 +311,7 @@ conn_finalize(struct conn *c, const char *why)
 	lws_sul_cancel(&c->sul_drain);   /* a node of the context's timer list */
 	pmd_free(c->z);
 	c->z = NULL;
+	frame_rx_free(&c->fr);
 	tls_client_free(c->tls);
 	c->tls = NULL;
 	free(c->ztx);
@@ -323,11 +324,11 @@ conn_finalize(struct conn *c, const char *why)
 	c->wsi = NULL;
 	if (c->got_peer_close) {
 		code = c->peer_code;
-		reason = c->peer_reason;
+		reason = c->peer_reason ? c->peer_reason : "";
 		clean = 1;
 	} else if (c->close_sent) {
 		code = c->close_code;
-		reason = c->close_reason;
+		reason = c->close_reason ? c->close_reason : "";
 		clean = !c->fail;
 	} else {
 		code = 1006;
@@ -352,6 +353,9 @@ conn_finalize(struct conn *c, const char *why)
 			lua_pushboolean(L, clean);
 			core_call(x, 5, 0);
 		}
+		conn_reason_set(&c->close_reason, NULL, 0);
+		conn_reason_set(&c->peer_reason, NULL, 0);
+		c->close_reason_len = c->peer_reason_len = 0;
 	}
 	if (c->self_ref != LUA_NOREF) {
 		x->n_conns--;
@@ -367,6 +371,18 @@ conn_release_unopened(struct conn *c)
 {
 	c->state = CONN_CLOSED;
 	conn_finalize(c, NULL);
+}
+
+uint8_t
+conn_reason_set(char **dst, const void *p, size_t n)
+{
+	free(*dst);
+	*dst = NULL;
+	if (!n || n > 123 || !(*dst = malloc(n + 1)))
+		return 0;
+	memcpy(*dst, p, n);
+	(*dst)[n] = '\0';
+	return (uint8_t)n;
 }
 
 const char *

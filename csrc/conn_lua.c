@@ -353,6 +353,9 @@ conn_gc(lua_State *L)
 	c->protocol = NULL;
 	free(c->extra_headers);
 	c->extra_headers = NULL;
+	conn_reason_set(&c->close_reason, NULL, 0);
+	conn_reason_set(&c->peer_reason, NULL, 0);
+	frame_rx_free(&c->fr);
 	return 0;
 }
 

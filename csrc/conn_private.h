@@ -60,8 +60,9 @@ struct conn {
 	size_t qbytes;                /* bufferedAmount */
 	char *protocol;               /* negotiated subprotocol, or NULL */
 	char *extra_headers;          /* handshake response headers from Lua */
-	char close_reason[124];
-	char peer_reason[124];
+	/* heap copies, NULL until there is one (an idle connection carries
+	 * no close reason): conn_reason_set */
+	char *close_reason, *peer_reason;
 	struct conn_ping *pings, *pings_tail;   /* ping() calls not yet written, in order */
 	/* own framing (server connections): we parse and write the frames
 	 * ourselves over lws's byte stream (csrc/frame.c) */
@@ -96,6 +97,9 @@ struct conn_ping {
 };
 
 
+/* conn.c: *dst = a NUL-terminated copy of p[0..n) (n <= 123), or NULL
+ * when n is 0 or memory is short; returns the length kept */
+uint8_t conn_reason_set(char **dst, const void *p, size_t n);
 /* conn_write.c */
 void conn_fail(struct conn *c, uint16_t code, const char *reason);
 int conn_queue(struct conn *c, struct msgbuf *m);

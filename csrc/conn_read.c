@@ -239,7 +239,7 @@ own_pong_owed(struct conn *c, const unsigned char *p, size_t n)
 }
 
 static int
-own_control(void *ud, unsigned opcode, unsigned char *p, size_t n)
+own_control(void *ud, unsigned opcode, const unsigned char *p, size_t n)
 {
 	struct conn *c = ud;
 	uint16_t code = 1005;
@@ -263,9 +263,7 @@ own_control(void *ud, unsigned opcode, unsigned char *p, size_t n)
 		}
 		c->got_peer_close = 1;
 		c->peer_code = code;
-		c->peer_reason_len = (uint8_t)(n > 2 ? n - 2 : 0);
-		memcpy(c->peer_reason, p + 2, c->peer_reason_len);
-		c->peer_reason[c->peer_reason_len] = '\0';
+		c->peer_reason_len = conn_reason_set(&c->peer_reason, p + 2, n > 2 ? n - 2 : 0);
 		if (c->state == CONN_OPEN) {
 			/* answer with the same code once what was queued has left */
 			c->state = CONN_CLOSING;

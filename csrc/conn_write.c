@@ -277,9 +277,7 @@ conn_set_close(struct conn *c, uint16_t code, const char *reason, size_t rlen)
 	if (rlen > 123)
 		rlen = 123;
 	c->close_code = code;
-	memcpy(c->close_reason, reason, rlen);
-	c->close_reason[rlen] = '\0';
-	c->close_reason_len = (uint8_t)rlen;
+	c->close_reason_len = conn_reason_set(&c->close_reason, reason, rlen);
 }
 
 void
@@ -572,7 +570,8 @@ own_write_close(struct conn *c)
 	if (c->close_code != 1005) {
 		payload[0] = (unsigned char)(c->close_code >> 8);
 		payload[1] = (unsigned char)c->close_code;
-		memcpy(payload + 2, c->close_reason, c->close_reason_len);
+		if (c->close_reason_len)
+			memcpy(payload + 2, c->close_reason, c->close_reason_len);
 		n = 2 + (size_t)c->close_reason_len;
 	}
 	n = put_frame(c, out, 1, 0, 8, payload, n);

@@ -3,6 +3,7 @@
  * read and write their frames with it (csrc/conn.c): libwebsockets 4.1.6's
  * own ws parser drops Pings, rewrites close codes and cannot answer a
  * Close while a big message backs up (docs/websocket-framing.md). */
+#include <stdlib.h>
 #include <string.h>
 
 #include "proto.h"
@@ -15,6 +16,14 @@ frame_rx_init(struct frame_rx *f, int server, int rsv1_ok)
 	memset(f, 0, sizeof(*f));
 	f->server = (uint8_t)!!server;
 	f->rsv1_ok = (uint8_t)!!rsv1_ok;
+}
+
+void
+frame_rx_free(struct frame_rx *f)
+{
+	free(f->ctl_buf);
+	f->ctl_buf = NULL;
+	f->ctl = NULL;
 }
 
 static int
@@ -182,7 +191,14 @@ frame_parse(struct frame_rx *f, unsigned char *in, size_t len, const struct fram
 			unmask(f, in + i, n);
 			f->remain -= n;
 			if (f->opcode >= 8) {
-				memcpy(f->ctl + f->ctl_len, in + i, n);
+				if (!f->ctl_len && !f->remain) {
+					f->ctl = in + i;   /* whole here: read in place */
+				} else {
+					if (!f->ctl_buf && !(f->ctl_buf = malloc(125)))
+						return fail(f, s, ud, 1011, "out of memory");
+					memcpy(f->ctl_buf + f->ctl_len, in + i, n);
+					f->ctl = f->ctl_buf;
+				}
 				f->ctl_len = (uint8_t)(f->ctl_len + n);
 			} else {
 				int final = f->fin && !f->remain, first = f->first;

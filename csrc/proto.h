@@ -98,7 +98,7 @@ int proto_chunked_decode(struct proto_chunked *c, const unsigned char *in, size_
 struct frame_sink {
 	int (*data)(void *ud, unsigned char *p, size_t n, int first, int final, int binary,
 		    int compressed, uint64_t remain);
-	int (*control)(void *ud, unsigned opcode, unsigned char *p, size_t n);
+	int (*control)(void *ud, unsigned opcode, const unsigned char *p, size_t n);
 	void (*error)(void *ud, uint16_t code, const char *msg);
 };
 
@@ -109,12 +109,17 @@ struct frame_rx {
 	uint8_t fin, opcode, masked, mask[4], mpos;
 	uint8_t in_msg, first, msg_binary, msg_compressed;
 	uint8_t ctl_len;
-	unsigned char ctl[125];  /* a control frame's payload */
+	/* a control frame's payload: where it lies whole in the caller's
+	 * buffer, or ctl_buf, allocated the first time one comes in pieces
+	 * (an idle connection carries no 125-byte buffer) */
+	const unsigned char *ctl;
+	unsigned char *ctl_buf;
 };
 
 /* server: frames must be masked (else masked frames are refused);
  * rsv1_ok: permessage-deflate was negotiated */
 void frame_rx_init(struct frame_rx *f, int server, int rsv1_ok);
+void frame_rx_free(struct frame_rx *f);   /* what the parser allocated */
 #define FRAME_DEAD 2   /* frame_rx.state after an error */
 /* Feeds in[0..len) (unmasked in place). Returns 0, or -1 once error was
  * called or a sink callback asked to stop; after an error the parser

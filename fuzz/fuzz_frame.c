@@ -57,7 +57,7 @@ on_data(void *ud, unsigned char *p, size_t n, int first, int final, int binary, 
 }
 
 static int
-on_control(void *ud, unsigned opcode, unsigned char *p, size_t n)
+on_control(void *ud, unsigned opcode, const unsigned char *p, size_t n)
 {
 	struct log *l = ud;
 	unsigned char tag[2] = { 'C', (unsigned char)opcode };
@@ -211,5 +211,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(whole.len == ref.len && !memcmp(whole.buf, ref.buf, whole.len),
 	      "events differ from the reference decoder (%zu vs %zu bytes of log)", whole.len,
 	      ref.len);
+	frame_rx_free(&f1);
+	frame_rx_free(&f2);
 	return 0;
 }

@@ -1,8 +1,11 @@
 --[[ lws.emitter: on/once/off/emit for connections, servers and clients.
 Handlers live in the object's field table (userdata: obj:fields(); Lua
-objects: the object itself) under `_ev`, a map event -> array of
-callables. emit() snapshots the array when more than one handler is
-registered, so handlers may add or remove handlers while running.
+objects: the object itself) under `_ev`, a map event -> its handlers: a
+lone function handler as itself (no table per event: most connections
+have one handler per event, and each table is memory per connection),
+else an array of callables. emit() snapshots the array when more than
+one handler is registered, so handlers may add or remove handlers while
+running.
 ]]
 local M = {}
 
@@ -27,8 +30,14 @@ function M.on(obj, event, fn)
 	local ev = f._ev
 	if not ev then ev = {}; f._ev = ev end
 	local list = ev[event]
-	if not list then list = {}; ev[event] = list end
-	list[#list + 1] = fn
+	if not list then
+		-- a callable table goes in an array, so that a table always is one
+		ev[event] = type(fn) == "function" and fn or { fn }
+	elseif type(list) == "function" then
+		ev[event] = { list, fn }
+	else
+		list[#list + 1] = fn
+	end
 	return obj
 end
 
@@ -61,7 +70,9 @@ function M.off(obj, event, fn)
 		ev[event] = nil
 	else
 		local list = ev[event]
-		if list then
+		if type(list) == "function" then
+			if list == fn or once_of[list] == fn then ev[event] = nil end
+		elseif list then
 			-- the most recently added match, as Node does
 			for i = #list, 1, -1 do
 				if list[i] == fn or once_of[list[i]] == fn then table.remove(list, i) break end
@@ -77,6 +88,10 @@ function M.emit(obj, event, ...)
 	local ev = store(obj)._ev
 	local list = ev and ev[event]
 	if not list then return false end
+	if type(list) == "function" then
+		list(...)
+		return true
+	end
 	local n = #list
 	if n == 1 then
 		list[1](...)
@@ -90,6 +105,7 @@ end
 function M.listener_count(obj, event)
 	local ev = store(obj)._ev
 	local list = ev and ev[event]
+	if type(list) == "function" then return 1 end
 	return list and #list or 0
 end
 
@@ -97,6 +113,7 @@ end
 function M.only(obj, event)
 	local ev = store(obj)._ev
 	local list = ev and ev[event]
+	if type(list) == "function" then return list end
 	return list and #list == 1 and list[1] or nil
 end
 

@@ -198,7 +198,9 @@ function server_events.upgrade(srv, ws, req)
 	local wf = ws:fields()
 	wf._server = srv
 	wf._endpoint = ep
-	wf._req = req   -- until the "connection" event; not kept (memory per connection)
+	-- until the "connection" event, on the server: a key of the connection's
+	-- own field table would stay allocated (memory per connection)
+	f._upgrading[ws] = req
 	return true, chosen, nil
 end
 
@@ -222,8 +224,8 @@ function conn_events.open(ws)
 	sf.clients[ws] = true
 	f._app_heartbeat = sf.options.app_heartbeat
 	refresh_fast_path(ws)
-	local req = f._req
-	f._req = nil
+	local req = sf._upgrading[ws]
+	sf._upgrading[ws] = nil
 	emit(srv, "connection", ws, req)
 	local ep = f._endpoint
 	if ep and ws.readyState == 1 then ep.on_connection(ws, req) end
@@ -347,6 +349,7 @@ function M.new(opts)
 	local f = srv:fields()
 	f.options = opts
 	f.clients = {}
+	f._upgrading = setmetatable({}, { __mode = "k" })   -- upgrade hook -> "connection"
 	f.closes = {}
 	if opts.workers then
 		-- a worker: SIGTERM from the supervisor closes with 1001 and exits
