@@ -310,11 +310,11 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			 * table `in` points into (or resets it, when more
 			 * bytes are buffered), then calls us anyway. The table
 			 * is gone or empty then: never read `in` (ASan:
-			 * heap-use-after-free). There is
-			 * no earlier callback to answer it ourselves
-			 * (docs/libwebsockets-4.1.md §6 item 18). Hang up: lws
-			 * never framed that request's body, so reading on
-			 * could take the body for a request. */
+			 * heap-use-after-free). No earlier callback lets us
+			 * answer it ourselves (docs/libwebsockets-4.1.md §6
+			 * item 18). Hang up: lws never framed that request's
+			 * body, so reading on could take the body for a
+			 * request. */
 			return -1;
 		if (!strcasecmp(in, "h2c")) {
 			/* curl --http2 offers h2c on plain http://; we speak
