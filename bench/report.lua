@@ -294,6 +294,9 @@ local env = string.format("%s, %s cores, Linux %s; libwebsockets %s; Node %s, ws
   cpu ~= "" and cpu or "unknown CPU", sh("nproc"), sh("uname -r"),
   (sh("pkg-config --modversion libwebsockets"):gsub("%-$", "")), sh("node --version"),
   sh("node -p \"require('" .. bench .. "/../node_modules/ws/package.json').version\""))
+-- bench/build-uws records what it built
+local uws = sh("cat " .. bench .. "/bin/uws_server.version")
+if uws ~= "" then env = env .. "; " .. uws end
 
 local out = {}
 -- bench/run names results by their start time: results-20260101T120000Z.txt

@@ -300,6 +300,20 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		if (!s || !in)
 			return -1;
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_UPGRADE) <= 0)
+			/* An Upgrade other than websocket or h2c: lws 4.1.6
+			 * (lws_handshake_server) has already written its own
+			 * HTML 403 and completed the transaction, which on a
+			 * keep-alive connection detaches and frees the header
+			 * table `in` points into (or resets it, when more
+			 * bytes are buffered), then calls us anyway. The table
+			 * is gone or empty then: never read `in` (ASan:
+			 * heap-use-after-free). No earlier callback lets us
+			 * answer it ourselves (docs/libwebsockets-4.1.md §6
+			 * item 18). Hang up: lws never framed that request's
+			 * body, so reading on could take the body for a
+			 * request. */
+			return -1;
 		if (!strcasecmp(in, "h2c")) {
 			/* curl --http2 offers h2c on plain http://; we speak
 			 * HTTP/1.1 only, and RFC 9110 7.8 lets a server ignore
@@ -316,9 +330,9 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			return 0;
 		}
 		if (strcasecmp(in, "websocket"))
-			/* lws has already answered its own 403 (only websocket
-			 * and h2c reach here unanswered, from a keep-alive
-			 * connection's later request): no second answer */
+			/* the same 403 case with the table still attached
+			 * (lws deferred its transaction completion behind a
+			 * partly written 403): no second answer */
 			return -1;
 		return server_confirm_upgrade(s, wsi, in);
 

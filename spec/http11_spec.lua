@@ -1,7 +1,8 @@
 -- HTTP/1.1 framing on the WebSocket port (RFC 9112, 9110): chunked request
 -- bodies, request smuggling refusals, Date, Host, bodiless POSTs, h2c
 -- offers, deferred answers past their deadline, a static mount without its
--- slash. Peers: raw sockets (exact bytes, any split), Node's http module
+-- slash, and what libwebsockets answers itself (an unknown Upgrade,
+-- OPTIONS *). Peers: raw sockets (exact bytes, any split), Node's http module
 -- and curl, as they send by default.
 local H = require "helper"
 local lws = require "lws"
@@ -422,6 +423,76 @@ describe("HTTP/1.1", function()
 			local got = read_all(r)
 			assert.are.same({ 200, 403 }, { got[1].status, got[2] and got[2].status })
 			assert.are.equal(2, #got)
+		end)
+
+		-- What libwebsockets 4.1.6 answers itself, before any callback of
+		-- ours (docs/libwebsockets-4.1.md §6 item 18: no route around it):
+		-- its HTML 403, the status line from the previous request's version
+		-- (HTTP/1.0 on a connection's first), no Date, then the close.
+		local function lws_403(port, bytes, version, what)
+			local r = H.raw(port)
+			r:send(bytes)
+			r:wait_closed()   -- everything it wrote is in r.buf now
+			local line
+			for l in r.buf:gmatch("HTTP/1%.%d %d%d%d [^\r\n]*") do line = l end   -- the last one
+			local got = read_all(r)
+			local last = got[#got]
+			assert.are.equal(version .. " 403 Forbidden", line, what)
+			assert.are.same({ 403, "text/html", true }, { last and last.status,
+				last and last.headers["content-type"], r.closed }, what)
+			assert.is_nil(last.headers.date, what)
+			assert.matches("<h1>403</h1>", last.body, 1, true)
+			return got
+		end
+
+		it("an unknown Upgrade on a later keep-alive request: lws's 403 and the close, its freed table unread", function()
+			local upgrades = 0
+			local _, port = echo_server { verify = function() upgrades = upgrades + 1; return true end }
+			-- the first request's answer read before the second is sent:
+			-- lws then frees the header table the Upgrade value it hands
+			-- to HTTP_CONFIRM_UPGRADE points into (ASan, valgrind: a read
+			-- of freed memory before csrc/server.c checked the table)
+			local r = H.raw(port)
+			r:send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			assert.are.equal(200, (r:read_response()))
+			r:send("GET / HTTP/1.1\r\nHost: a\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n")
+			local status, hdrs = r:read_response()
+			assert.are.same({ 403, "text/html" }, { status, hdrs["content-type"] })
+			r:wait_closed()
+			-- a connection's first request, a list naming websocket too
+			-- (RFC 9110 7.8), an RFC 2817 TLS upgrade: the same
+			lws_403(port, "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: foo\r\nConnection: Upgrade\r\n\r\n",
+				"HTTP/1.0", "foo")
+			lws_403(port, H.upgrade_request("/", { Upgrade = "websocket, foo" }), "HTTP/1.0", "websocket, foo")
+			lws_403(port, "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: TLS/1.0\r\nConnection: Upgrade\r\n\r\n",
+				"HTTP/1.0", "TLS/1.0")
+			assert.are.equal(0, upgrades)
+			-- the server goes on serving
+			local code, out = spawn(("curl -s http://127.0.0.1:%d/"):format(port)):wait()
+			assert.are.same({ 0, "root" }, { code, out })
+		end)
+
+		it("OPTIONS * and an absolute-form target: lws's 403 and the close (OPTIONS /path is ours)", function()
+			local _, port = echo_server()
+			lws_403(port, "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.0", "OPTIONS *")
+			lws_403(port, "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.0", "absolute-form")
+			-- on a keep-alive connection: the 403 says HTTP/1.1 there
+			local got = lws_403(port, "GET / HTTP/1.1\r\nHost: a\r\n\r\nOPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+				"HTTP/1.1", "OPTIONS * after a request")
+			assert.are.same({ 200, 2 }, { got[1].status, #got })
+			-- as curl sends it
+			local code, out = spawn(("curl -s -i -X OPTIONS --request-target '*' http://127.0.0.1:%d"):format(port))
+				:wait()
+			assert.are.equal(0, code, out)
+			assert.matches("^HTTP/1%.0 403 Forbidden\r\n", out)
+			-- OPTIONS on a path reaches the routes: 405 with Allow, kept alive
+			local r = H.raw(port)
+			r:send("OPTIONS / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+			local s1, h1 = r:read_response()
+			local s2, _, b2 = r:read_response()
+			assert.are.same({ 405, "GET, HEAD", 200, "root" }, { s1, h1.allow, s2, b2 })
+			assert_date(h1, "OPTIONS /")
+			assert.is_false(r.closed)
 		end)
 
 		it("a deferred answer past request_timeout is a 503, not an empty reply", function()
