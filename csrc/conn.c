@@ -68,6 +68,12 @@ conn_attach(struct conn *c, struct lws *wsi)
 	conn_pin(c);
 }
 
+void
+conn_push(struct conn *c)
+{
+	lua_rawgeti(c->ctx->L, LUA_REGISTRYINDEX, c->self_ref);
+}
+
 struct lws **
 conn_wsi_slot(struct conn *c)
 {
@@ -219,6 +225,12 @@ struct conn *
 conn_list_next(const struct conn *c)
 {
 	return c->next;
+}
+
+int
+conn_listed(const struct conn *c)
+{
+	return c->linked;
 }
 
 /* After our 101, lws takes the request as answered and gives the wsi its

@@ -106,10 +106,24 @@ int conn_fail_unopened(struct conn *c, const char *detail);
 /* ... and its close(1006, detail) */
 void conn_report_failed(struct conn *c, const char *detail);
 
+/* ---- one message to many connections ---- */
+struct conn_many {
+	struct conn *except;
+	lua_Integer queued, refused;
+};
+/* the message from the Lua arguments (data, binary, except, opts) at idx
+ * (raises on bad arguments: call it before touching any connection) */
+struct msgbuf *conn_many_begin(lua_State *L, int idx, struct conn **except);
+void conn_many_offer(struct conn *c, struct msgbuf *m, struct conn_many *n);
+int conn_many_end(lua_State *L, struct msgbuf *m, const struct conn_many *n);  /* pushes 2 */
+/* pushes the connection's userdata (it is pinned while on a list) */
+void conn_push(struct conn *c);
+
 /* ---- a list of connections, their owner's (a server's) ---- */
 void conn_list_add(struct conn **head, struct conn *c);
 int conn_list_remove(struct conn **head, struct conn *c);     /* 1 if it was on it */
 struct conn *conn_list_next(const struct conn *c);
+int conn_listed(const struct conn *c);
 
 #pragma GCC visibility pop
 

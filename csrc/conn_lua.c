@@ -59,61 +59,81 @@ conn_send(lua_State *L)
 	return 1;
 }
 
-/* send_many(set, data[, binary[, except[, opts]]]) -> queued, refused
- * Queues ONE shared buffer to every open connection that is a key of set
- * (broadcast and topics: encoded once, no per-recipient copy).
- * opts: { key = conflation key, droppable = bool } */
-static int
-l_send_many(lua_State *L)
+/* One shared buffer for many connections (broadcast and topics: encoded
+ * once, no per-recipient copy): data, binary, except, opts at idx..idx+3,
+ * opts = { key = conflation key, droppable = bool } */
+struct msgbuf *
+conn_many_begin(lua_State *L, int idx, struct conn **except)
 {
 	size_t len, klen = 0;
-	const char *p, *key = NULL;
-	int binary, droppable = 0;
-	struct conn *except = NULL;
+	const char *p = luaL_checklstring(L, idx, &len), *key = NULL;
+	int binary = lua_toboolean(L, idx + 1), droppable = 0;
 	struct msgbuf *m;
-	lua_Integer queued = 0, refused = 0;
 
-	luaL_checktype(L, 1, LUA_TTABLE);
-	p = luaL_checklstring(L, 2, &len);
-	binary = lua_toboolean(L, 3);
-	if (!lua_isnoneornil(L, 4))
-		except = conn_check(L, 4);
-	if (!lua_isnoneornil(L, 5)) {
-		luaL_checktype(L, 5, LUA_TTABLE);
-		key = core_opt_str_field(L, 5, "key", NULL);
+	*except = lua_isnoneornil(L, idx + 2) ? NULL : conn_check(L, idx + 2);
+	if (!lua_isnoneornil(L, idx + 3)) {
+		luaL_checktype(L, idx + 3, LUA_TTABLE);
+		key = core_opt_str_field(L, idx + 3, "key", NULL);
 		if (key)
 			klen = strlen(key);
-		droppable = core_opt_bool_field(L, 5, "droppable", 0);
+		droppable = core_opt_bool_field(L, idx + 3, "droppable", 0);
 	}
 	m = msgbuf_new(p, len, binary);
 	if (!m || (key && msgbuf_set_key(m, key, klen))) {
 		msgbuf_unref(m);
-		return luaL_error(L, "out of memory");
+		luaL_error(L, "out of memory");
 	}
 	m->droppable = (uint8_t)droppable;
 	m->refs = 0;   /* one per queue it joins */
+	return m;
+}
+
+void
+conn_many_offer(struct conn *c, struct msgbuf *m, struct conn_many *n)
+{
+	if (c == n->except || c->state != CONN_OPEN || !c->wsi)
+		return;
+	m->refs++;
+	if (conn_offer(c, m)) {
+		m->refs--;
+		n->refused++;
+	} else {
+		n->queued++;
+	}
+}
+
+int
+conn_many_end(lua_State *L, struct msgbuf *m, const struct conn_many *n)
+{
+	if (m->refs == 0) {
+		m->refs = 1;
+		msgbuf_unref(m);
+	}
+	lua_pushinteger(L, n->queued);
+	lua_pushinteger(L, n->refused);
+	return 2;
+}
+
+/* send_many(set, data[, binary[, except[, opts]]]) -> queued, refused:
+ * to every open connection that is a key of set (a topic's subscribers;
+ * a server's own connections: server:send_all) */
+static int
+l_send_many(lua_State *L)
+{
+	struct conn_many n = { 0 };
+	struct msgbuf *m;
+
+	luaL_checktype(L, 1, LUA_TTABLE);
+	m = conn_many_begin(L, 2, &n.except);
 	lua_pushnil(L);
 	while (lua_next(L, 1)) {
 		struct conn *c = luaL_testudata(L, -2, CONN_MT);
 
 		lua_pop(L, 1);
-		if (!c || c == except || c->state != CONN_OPEN || !c->wsi)
-			continue;
-		m->refs++;
-		if (conn_offer(c, m)) {
-			m->refs--;
-			refused++;
-		} else {
-			queued++;
-		}
+		if (c)
+			conn_many_offer(c, m, &n);
 	}
-	if (m->refs == 0) {
-		m->refs = 1;
-		msgbuf_unref(m);
-	}
-	lua_pushinteger(L, queued);
-	lua_pushinteger(L, refused);
-	return 2;
+	return conn_many_end(L, m, &n);
 }
 
 /* ping([payload]) -> true | nil, err, code; payload <= 125 bytes */

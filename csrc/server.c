@@ -638,6 +638,50 @@ server_connections(lua_State *L)
 	return 1;
 }
 
+/* has_client(ws) -> boolean: ws is one of this server's connections,
+ * from its "open" to its "close" (the set server.clients shows) */
+static int
+server_has_client(lua_State *L)
+{
+	struct server *s = server_check(L, 1);
+	struct conn *c = luaL_testudata(L, 2, CONN_MT);
+
+	lua_pushboolean(L, c && conn_owner_data(c) == s && conn_listed(c));
+	return 1;
+}
+
+/* client_list() -> { ws, ... }: a snapshot, so that a loop over it may
+ * close connections */
+static int
+server_client_list(lua_State *L)
+{
+	struct server *s = server_check(L, 1);
+	struct conn *c;
+	int i = 0;
+
+	lua_createtable(L, s->n_conns, 0);
+	for (c = s->conns; c; c = conn_list_next(c)) {
+		conn_push(c);
+		lua_rawseti(L, -2, ++i);
+	}
+	return 1;
+}
+
+/* send_all(data[, binary[, except[, opts]]]) -> queued, refused: one
+ * shared buffer to every open connection of this server */
+static int
+server_send_all(lua_State *L)
+{
+	struct server *s = server_check(L, 1);
+	struct conn_many n = { 0 };
+	struct msgbuf *m = conn_many_begin(L, 2, &n.except);
+	struct conn *c;
+
+	for (c = s->conns; c; c = conn_list_next(c))
+		conn_many_offer(c, m, &n);
+	return conn_many_end(L, m, &n);
+}
+
 static int
 server_fields_tbl(lua_State *L)
 {
@@ -673,6 +717,9 @@ static const luaL_Reg server_methods[] = {
 	{ "close", server_close },
 	{ "connection_count", server_connections },
 	{ "c_stats", server_c_stats },
+	{ "has_client", server_has_client },
+	{ "client_list", server_client_list },
+	{ "send_all", server_send_all },
 	{ "fields", server_fields_tbl },
 	{ NULL, NULL }
 };

@@ -323,12 +323,12 @@ server_switch(struct server *s, struct conn *c, struct lws *wsi)
 		conn_release_unopened(c);
 		return -1;
 	}
-	server_link_conn(s, c);
 	s->n_accepted++;
-	if (s->closing) {
+	if (s->closing) {   /* never announced: not one of its clients */
 		conn_close_unannounced(c, 1001, "server closing", 14);
 		return 0;
 	}
+	server_link_conn(s, c);
 	return conn_established(c);
 }
 

@@ -41,7 +41,8 @@ describe("sends made outside a message callback", function()
 		assert.are.equal("from a timer", p:wait("message", 3000).data)
 		-- and again from an interval, several times over
 		local n = 0
-		local conn = next(srv.clients)
+		local conn
+		for ws in pairs(srv.clients) do conn = ws end
 		local iv
 		iv = H.lws.set_interval(function()
 			n = n + 1

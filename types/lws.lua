@@ -268,6 +268,18 @@ function Server:shutdown(grace, on_done) end
 function Server:client_count() end
 ---@return integer
 function Server:connection_count() end
+---@param ws lws.Conn
+---@return boolean
+function Server:has_client(ws) end
+---@return lws.Conn[] snapshot of the open connections
+function Server:client_list() end
+---@param data string
+---@param binary? boolean
+---@param except? lws.Conn
+---@param opts? { key?: string, droppable?: boolean }
+---@return integer queued
+---@return integer refused
+function Server:send_all(data, binary, except, opts) end
 ---@return table fields the server's Lua field table
 function Server:fields() end
 ---@return lws.ServerStats

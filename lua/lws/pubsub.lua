@@ -66,7 +66,7 @@ end
 --- local_broadcast(srv, data[, binary][, opts]) -> queued, refused: this
 -- node's clients only
 function M.local_broadcast(srv, data, binary, opts)
-	return send_many(srv:fields().clients, data, binary, opts and opts.except or nil)
+	return srv:send_all(data, binary, opts and opts.except or nil)
 end
 
 --- server:publish(topic, data[, binary]) -> queued, refused (here); with

@@ -214,6 +214,26 @@ function server_events.close(srv)
 	emitter.off(srv)
 end
 
+-- server.clients: the set of the server's open connections, as ws's
+-- wss.clients; a view of the one registry, C's list (csrc/server.c
+-- has_client, client_list), not a second one kept in step
+local function clients_view(srv)
+	return setmetatable({}, {
+		__index = function(_, ws) return srv:has_client(ws) or nil end,
+		__newindex = function() error("server.clients is read-only", 2) end,
+		-- a snapshot: the loop may close connections
+		__pairs = function()
+			local list, i = srv:client_list(), 0
+			return function()
+				i = i + 1
+				local ws = list[i]
+				if ws ~= nil then return ws, true end
+			end
+		end,
+		__len = function() return srv:connection_count() end,
+	})
+end
+
 local conn_events = {}
 
 function conn_events.open(ws)
@@ -221,7 +241,6 @@ function conn_events.open(ws)
 	local srv = f._server
 	if not srv then return end
 	local sf = srv:fields()
-	sf.clients[ws] = true
 	f._app_heartbeat = sf.options.app_heartbeat
 	refresh_fast_path(ws)
 	local req = sf._upgrading[ws]
@@ -250,7 +269,6 @@ function conn_events.close(ws, code, reason, clean)
 	local srv = f._server
 	if srv then
 		local sf = srv:fields()
-		sf.clients[ws] = nil
 		sf.closes[code] = (sf.closes[code] or 0) + 1
 	end
 	pubsub.forget(ws)
@@ -348,7 +366,7 @@ function M.new(opts)
 	if not srv then return nil, err, code end
 	local f = srv:fields()
 	f.options = opts
-	f.clients = {}
+	f.clients = clients_view(srv)
 	f._upgrading = setmetatable({}, { __mode = "k" })   -- upgrade hook -> "connection"
 	f.closes = {}
 	if opts.workers then
