@@ -329,6 +329,7 @@ struct server_vhost {
 	int handshake_timeout;        /* seconds to send complete request headers */
 	int keepalive_timeout;        /* seconds an idle keep-alive HTTP connection stays */
 	int rx_buffer_size;           /* lws's per-connection receive buffer */
+	uint8_t http2;                /* ALPN offers h2 (csrc/http2.c) */
 	char name[32];                /* lws keeps a pointer to the vhost name */
 	struct lws_protocols protocols[2];
 };

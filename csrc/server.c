@@ -25,6 +25,7 @@
 #include <openssl/ssl.h>
 
 #include "core.h"
+#include "http2.h"
 #include "server_private.h"
 
 #define KILL_ARG ((void *)"kill")   /* argp of our LWS_CALLBACK_USER sweep */
@@ -42,6 +43,9 @@ home_server(struct lws *wsi)
 {
 	int *o = lws_get_opaque_user_data(wsi);
 
+	if (!o && http2_stream(wsi))
+		/* an h2 stream: its connection's (csrc/request.c) */
+		o = lws_get_opaque_user_data(lws_get_network_wsi(wsi));
 	if (!o)
 		return NULL;
 	if (*o == KIND_SERVER)
@@ -324,6 +328,11 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			return -1;
 		return server_confirm_upgrade(s, wsi, in);
 
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* only lws's own ws upgrade reaches here (ours is decided in
+		 * HTTP_CONFIRM_UPGRADE): an extended CONNECT on an h2 stream */
+		return http2_refuse_ws(wsi);
+
 	case LWS_CALLBACK_RAW_ADOPT:
 	case LWS_CALLBACK_RAW_RX:
 		/* lws's fallback to its raw role (a CONNECT, or bytes that are
@@ -397,7 +406,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 static const char *const server_fields[] = {
 	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
 	"backlog", "reuseport", "slow_consumer", "max_body_size", "request_timeout", "compression",
-	"handshake_timeout", "keepalive_timeout", "workers", "sticky", "rx_buffer_size", NULL
+	"handshake_timeout", "keepalive_timeout", "workers", "sticky", "rx_buffer_size", "http2", NULL
 };
 
 static const char *const compression_fields[] = {
@@ -438,7 +447,7 @@ server_vhosts_free(struct ctx *x)
  * use and kept until the context is destroyed. Takes the strings. */
 static struct server_vhost *
 server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout, int ka_timeout,
-		 int rx_size)
+		 int rx_size, int http2)
 {
 	struct lws_context_creation_info info;
 	struct server_vhost *sv;
@@ -447,7 +456,7 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	for (sv = x->server_vhosts; sv; sv = sv->next)
 		if (same(sv->cert, cert) && same(sv->key, key) && same(sv->ca, ca) &&
 		    sv->handshake_timeout == hs_timeout && sv->keepalive_timeout == ka_timeout &&
-		    sv->rx_buffer_size == rx_size) {
+		    sv->rx_buffer_size == rx_size && sv->http2 == http2) {
 			free(cert);
 			free(key);
 			free(ca);
@@ -466,6 +475,7 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	sv->handshake_timeout = hs_timeout;
 	sv->keepalive_timeout = ka_timeout;
 	sv->rx_buffer_size = rx_size;
+	sv->http2 = (uint8_t)http2;
 	sv->protocols[0].name = "lws-lua";
 	sv->protocols[0].callback = server_callback;
 	sv->protocols[0].user = sv;
@@ -504,8 +514,10 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 		 * streams (blank pages, reset streams). A client that offers only
 		 * h2 gets no ALPN answer and talks HTTP/1.1 over TLS. lws keeps
 		 * this pointer (no copy): a string literal lives long enough.
-		 * HTTP/2 will be an explicit server option. */
+		 * http2 = true offers h2 first (csrc/http2.c). */
 		info.alpn = "http/1.1";
+		if (http2)
+			http2_vhost_info(&info);
 	}
 	sv->vh = lws_create_vhost(x->lws, &info);
 	if (!sv->vh) {
@@ -564,7 +576,7 @@ l_server(lua_State *L)
 	struct server *s;
 	const char *host;
 	char err[256];
-	int port, backlog, reuseport, fd = -1, workers, sticky;
+	int port, backlog, reuseport, fd = -1, workers, sticky, http2;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	core_check_fields(L, 1, server_fields);
@@ -641,12 +653,17 @@ l_server(lua_State *L)
 		s->tls = 1;
 	}
 	lua_pop(L, 1);
+	http2 = core_opt_bool_field(L, 1, "http2", 0);
+	if (http2 && !s->tls)
+		/* browsers speak h2 over TLS only; h2c is not offered */
+		luaL_error(L, "option 'http2' needs 'tls'");
 
 	/* the vhost first: a bad certificate must not leave a socket behind */
 	s->sv = server_vhost_for(x, cert, key, ca,
 				 (int)core_opt_int_field(L, 1, "handshake_timeout", 10, 1, 3600),
 				 (int)core_opt_int_field(L, 1, "keepalive_timeout", 5, 1, 3600),
-				 (int)core_opt_int_field(L, 1, "rx_buffer_size", 2048, 128, 1 << 20));
+				 (int)core_opt_int_field(L, 1, "rx_buffer_size", 2048, 128, 1 << 20),
+				 http2);
 	if (!s->sv) {
 		if (s->tls) {
 			/* the files were readable (lua/lws/server.lua checks): say

@@ -53,6 +53,7 @@ local core_fields = {
 	request_timeout = { "integer", 0, 86400 }, compression = "boolean|table",
 	handshake_timeout = { "integer", 1, 3600 }, keepalive_timeout = { "integer", 1, 3600 },
 	workers = { "integer", 0, 256 }, sticky = "boolean", rx_buffer_size = { "integer", 128, 1 << 20 },
+	http2 = "boolean",
 }
 local server_spec = {
 	verify = "function", handle_protocols = "function", path = "string",
