@@ -170,8 +170,12 @@ request_writeable(struct request *r)
 	free(r->body);
 	r->body = NULL;
 	{
-		/* a closing server lets in-flight requests finish, then hangs up */
-		int close_after = r->close_after || (r->srv && r->srv->closing);
+		/* a closing server lets in-flight requests finish, then hangs
+		 * up. An h2 stream is never closed under a body still coming
+		 * (see request_reply_now): lws_http_transaction_completed
+		 * drops the rest, then ends the stream. */
+		int close_after = (r->close_after || (r->srv && r->srv->closing)) &&
+				  !http2_stream(wsi);
 
 		request_release(r);
 		if (close_after)
@@ -205,6 +209,8 @@ request_closed(struct request *r)
 
 /* ---- from server_callback ------------------------------------------------ */
 
+static int body_refused(struct request *r, int status, const char *msg);
+
 /* LWS_CALLBACK_HTTP: a request whose headers are complete */
 int
 request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, struct lws *,
@@ -216,19 +222,15 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 	int ulen = 0, m = lws_http_get_uri_and_method(wsi, &uri, &ulen), chunked;
 	lua_Integer clen;
 	struct request *r;
+	int h2;
 
 	if (m < 0 || m == LWSHUMETH_CONNECT)
 		return request_reply_now(wsi, 405, "method not allowed");
 	if (request_framing(wsi, m, &clen, &chunked))
 		return -1;
-	if (clen > (lua_Integer)s->max_body)
+	h2 = http2_stream(wsi);
+	if (clen > (lua_Integer)s->max_body && !h2)
 		return request_reply_now(wsi, 413, "request body too large");
-	if (clen < 0 && http2_stream(wsi) &&
-	    (m == LWSHUMETH_POST || m == LWSHUMETH_PUT || m == LWSHUMETH_PATCH))
-		/* lws 4.1.6 never tells the end of an h2 body without a length
-		 * (its END_STREAM reaches no callback, docs/http2.md): refused
-		 * rather than left waiting for request_timeout */
-		return request_reply_now(wsi, 411, "a request body over HTTP/2 needs Content-Length");
 
 	r = lua_newuserdatauv(L, sizeof(*r), 0);
 	memset(r, 0, sizeof(*r));
@@ -250,6 +252,13 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 		/* lws now reads everything after these headers as this
 		 * request's body (see request_body.c): no next request here */
 		r->close_after = 1;
+	if (h2 && clen > (lua_Integer)s->max_body)
+		return body_refused(r, 413, "request body too large");
+	if (h2 && clen < 0 && (m == LWSHUMETH_POST || m == LWSHUMETH_PUT || m == LWSHUMETH_PATCH))
+		/* lws 4.1.6 never tells the end of an h2 body without a length
+		 * (its END_STREAM reaches no callback, docs/http2.md): refused
+		 * rather than left waiting for request_timeout */
+		return body_refused(r, 411, "a request body over HTTP/2 needs Content-Length");
 	if (clen > 0 || chunked) {
 		char expect[32];
 
@@ -274,7 +283,12 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 	return r->state == REQ_CLOSED ? -1 : 0;
 }
 
-/* Refuses the body being read: the answer says close, the rest is not read. */
+/* Refuses the body being read: the answer says close, the rest is not
+ * read. On an h2 stream the answer goes out from HTTP_WRITEABLE (never
+ * from the request's own callback, after which lws 4.1.6 ends the stream
+ * at once) and lws then reads and drops the rest of the body before the
+ * stream ends (request_writeable): lws answers DATA on a stream it has
+ * closed with GOAWAY, which would end every other stream too. */
 static int
 body_refused(struct request *r, int status, const char *msg)
 {

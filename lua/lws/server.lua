@@ -83,6 +83,8 @@ local function check_options(opts, level)
 		options.check(opts.compression, compression_spec, level + 1, "compression.")
 	end
 	if opts.sticky and not opts.workers then error("option 'sticky' needs 'workers'", level + 1) end
+	-- browsers speak HTTP/2 over TLS only; h2c (cleartext) is not offered
+	if opts.http2 and not opts.tls then error("option 'http2' needs 'tls'", level + 1) end
 end
 
 -- a certificate or key we cannot read: say which file and why (an I/O
