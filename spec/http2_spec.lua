@@ -238,6 +238,63 @@ describe("HTTP/2 (http2 = true)", function()
 		assert.matches("200 succeeded, 0 failed", out, 1, true)
 	end)
 
+	it("carries Socket.IO polling (Engine.IO 4): handshake, an event each way, on one connection", function()
+		local socketio = require "lws.socketio"
+		local srv, port = H.server { tls = { cert = C.cert, key = C.key }, http2 = true }
+		local io = socketio(srv, {})
+		io:on("connection", function(sock)
+			sock:on("hi", function(v) sock:emit("hi-back", v .. "!") end)
+		end)
+		local p = H.node(H.ROOT .. "/spec/peers/h2_peer.js")
+		p:cmd { cmd = "connect", url = "https://127.0.0.1:" .. port, ca = C.ca }
+		p:wait("connected")
+		local function req(id, method, path, body)
+			p:cmd { cmd = "request", id = id, path = path, method = method,
+				headers = body and { ["content-length"] = tostring(#body), ["content-type"] = "text/plain" } or nil,
+				body_b64 = body and H.base64(body) or nil }
+			local r = p:wait("response", 5000, function(ev) return ev.id == id end)
+			return r.status, H.unbase64(r.b64)
+		end
+		local status, open = req(1, "GET", "/socket.io/?EIO=4&transport=polling")
+		assert.are.equal(200, status)
+		local sid = cjson.decode(open:sub(2)).sid
+		local path = "/socket.io/?EIO=4&transport=polling&sid=" .. sid
+		assert.are.same({ 200, "ok" }, { req(2, "POST", path, "40") })
+		local s3, connected = req(3, "GET", path)
+		assert.are.equal(200, s3)
+		assert.matches("^40{\"sid\":", connected)
+		assert.are.same({ 200, "ok" }, { req(4, "POST", path, '42["hi","h2"]') })
+		assert.are.same({ 200, '42["hi-back","h2!"]' }, { req(5, "GET", path) })
+		assert.is_nil(p:has("goaway"))
+		p:cmd { cmd = "close" }
+		p:wait("closed")
+	end)
+
+	it("Chromium loads a page over h2 (nextHopProtocol 'h2') and fetches over it; its WebSocket is refused", function()
+		local srv, port = h2_server()
+		local upgrades = 0
+		srv:on("connection", function() upgrades = upgrades + 1 end)
+		local f = assert(io.open(www .. "/page.html", "w"))
+		f:write([[<!doctype html><meta charset="utf-8"><title>h2</title><script>
+window.result = (async () => {
+  const api = await (await fetch("/api/hello?i=page")).json();
+  const ws = await new Promise((res) => {
+    const w = new WebSocket("wss://" + location.host + "/ws");
+    w.onopen = () => res("open");
+    w.onerror = () => res("error");
+  });
+  return { proto: performance.getEntriesByType("navigation")[0].nextHopProtocol,
+    api: api.i, ws };
+})();
+</script>]])
+		f:close()
+		local b = H.node(H.ROOT .. "/spec/peers/h2_browser.js", { "--ignore-certificate-errors" })
+		b:cmd { cmd = "open", url = ("https://127.0.0.1:%d/page.html"):format(port) }
+		local r = b:wait("result", 40000)
+		assert.are.same({ "h2", "page", "error" }, { r.value.proto, r.value.api, r.value.ws })
+		assert.are.equal(0, upgrades)
+	end)
+
 	it("answers an extended CONNECT (RFC 8441) with 501; other streams and the connection go on", function()
 		local _, port = h2_server()
 		local p = H.node(H.ROOT .. "/spec/peers/h2_peer.js")
