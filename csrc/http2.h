@@ -15,7 +15,7 @@ size_t http2_piece(struct lws *wsi, size_t want);
 /* "Name: value\r\n" lines into a head: copied on HTTP/1.1, HPACK on h2 */
 int http2_add_lines(struct lws *wsi, const char *lines, unsigned char **p, unsigned char *end);
 int http2_add_date(struct lws *wsi, unsigned char **p, unsigned char *end);
-/* LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: lws's ws-over-h2, refused */
+/* LWS_CALLBACK_ESTABLISHED of lws's own ws-over-h2: closed with 1008 */
 int http2_refuse_ws(struct lws *wsi);
 
 #pragma GCC visibility pop

@@ -328,9 +328,10 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			return -1;
 		return server_confirm_upgrade(s, wsi, in);
 
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		/* only lws's own ws upgrade reaches here (ours is decided in
-		 * HTTP_CONFIRM_UPGRADE): an extended CONNECT on an h2 stream */
+	case LWS_CALLBACK_ESTABLISHED:
+		/* only lws's own ws upgrade gets here (ours are decided in
+		 * HTTP_CONFIRM_UPGRADE and never enter lws's ws role): an
+		 * extended CONNECT on an h2 stream, refused (csrc/http2.c) */
 		return http2_refuse_ws(wsi);
 
 	case LWS_CALLBACK_RAW_ADOPT:

@@ -2,8 +2,9 @@
 -- (ETag/304, gzip, HEAD, a file bigger than any flow-control window),
 -- deferred replies, request bodies, max_body_size, many streams on one
 -- connection, checked with peers we did not write: curl --http2, nghttp and
--- h2load (Debian's nghttp2-client), Node's http2 module, Chromium. An
--- extended CONNECT (RFC 8441) is answered 501 (docs/http2.md says why).
+-- h2load (Debian's nghttp2-client), Node's http2 module, Chromium. A
+-- WebSocket by extended CONNECT (RFC 8441) is closed with 1008 as soon as
+-- lws has opened it (docs/http2.md says why).
 local H = require "helper"
 local lws = require "lws"
 local cjson = require "cjson"
@@ -270,7 +271,7 @@ describe("HTTP/2 (http2 = true)", function()
 		p:wait("closed")
 	end)
 
-	it("Chromium loads a page over h2 (nextHopProtocol 'h2') and fetches over it; its WebSocket is refused", function()
+	it("Chromium loads a page over h2 (nextHopProtocol 'h2') and fetches over it; its WebSocket is closed with 1008", function()
 		local srv, port = h2_server()
 		local upgrades = 0
 		srv:on("connection", function() upgrades = upgrades + 1 end)
@@ -280,8 +281,7 @@ window.result = (async () => {
   const api = await (await fetch("/api/hello?i=page")).json();
   const ws = await new Promise((res) => {
     const w = new WebSocket("wss://" + location.host + "/ws");
-    w.onopen = () => res("open");
-    w.onerror = () => res("error");
+    w.onclose = (e) => res(e.code + " " + e.reason);
   });
   return { proto: performance.getEntriesByType("navigation")[0].nextHopProtocol,
     api: api.i, ws };
@@ -291,23 +291,30 @@ window.result = (async () => {
 		local b = H.node(H.ROOT .. "/spec/peers/h2_browser.js", { "--ignore-certificate-errors" })
 		b:cmd { cmd = "open", url = ("https://127.0.0.1:%d/page.html"):format(port) }
 		local r = b:wait("result", 40000)
-		assert.are.same({ "h2", "page", "error" }, { r.value.proto, r.value.api, r.value.ws })
+		assert.are.same({ "h2", "page", "1008 WebSockets over HTTP/2 are not served" },
+			{ r.value.proto, r.value.api, r.value.ws })
 		assert.are.equal(0, upgrades)
 	end)
 
-	it("answers an extended CONNECT (RFC 8441) with 501; other streams and the connection go on", function()
-		local _, port = h2_server()
+	it("closes an extended CONNECT (RFC 8441) with 1008 at once; other streams and the connection go on", function()
+		-- (keepalive_timeout: lws closes an h2 connection idle that long)
+		local _, port = h2_server { keepalive_timeout = 30 }
 		local p = H.node(H.ROOT .. "/spec/peers/h2_peer.js")
 		p:cmd { cmd = "connect", url = "https://127.0.0.1:" .. port, ca = C.ca }
 		p:wait("connected")
-		p:cmd { cmd = "ws", id = 1, path = "/ws" }
+		p:cmd { cmd = "ws", id = 1, path = "/ws", answer_close = true }
 		local r = p:wait("ws-response", 5000)
-		assert.are.equal(501, r.status)
-		local e = p:wait("ws-end", 5000)
-		assert.are.equal("WebSockets over HTTP/2 are not served", H.unbase64(e.b64))
+		-- lws's own handshake (200), then its Close (1008), which the
+		-- peer answers; then lws resets the stream
+		assert.are.equal(200, r.status)
+		local d = p:wait("ws-data", 5000)
+		assert.are.equal("\x88\x27\x03\xf0WebSockets over HTTP/2 are not served", H.unbase64(d.b64))
 		p:cmd { cmd = "request", id = 2, path = "/hello.txt" }
 		local ok = p:wait("response", 5000, function(ev) return ev.id == 2 end)
 		assert.are.same({ 200, "hello over h2\n" }, { ok.status, H.unbase64(ok.b64) })
+		p:wait("ws-closed", 10000)
+		p:cmd { cmd = "request", id = 3, path = "/hello.txt" }
+		assert.are.equal(200, p:wait("response", 5000, function(ev) return ev.id == 3 end).status)
 		assert.is_nil(p:has("session-error"))
 		p:cmd { cmd = "close" }
 		p:wait("closed")

@@ -6,8 +6,9 @@
 //                                             -> {ev:'response', id, status, headers, b64}
 //                                                or {ev:'stream-error', id, code, message}
 //   {cmd:'many', id, n, path}                 -> {ev:'many', id, statuses, bodies}
-//   {cmd:'ws', id, path}  extended CONNECT (RFC 8441) -> {ev:'ws-response', id, status, headers}
-//                                                then {ev:'ws-end', id} / {ev:'stream-error', ...}
+//   {cmd:'ws', id, path, answer_close}  extended CONNECT (RFC 8441)
+//                          -> {ev:'ws-response', id, status, headers}, {ev:'ws-data', id, b64}...,
+//                             {ev:'ws-end', id, b64} / {ev:'stream-error', ...}, {ev:'ws-closed', id, rst}
 //   {cmd:'close'}                             -> {ev:'closed'}
 'use strict';
 const http2 = require('http2');
@@ -70,7 +71,17 @@ const commands = {
       for (const k of Object.keys(hd)) if (k[0] !== ':') h[k] = String(hd[k]);
       out({ ev: 'ws-response', id: c.id, status: hd[':status'], headers: h });
     });
-    req.on('data', (d) => chunks.push(d));
+    req.on('data', (d) => {
+      chunks.push(d);
+      out({ ev: 'ws-data', id: c.id, b64: d.toString('base64') });
+      // a Close from the server (one unmasked frame, as lws sends it):
+      // answered as a WebSocket client does, masked, with its code
+      if (c.answer_close && d[0] === 0x88 && d.length >= 4) {
+        const key = Buffer.from([1, 2, 3, 4]);
+        const body = Buffer.from([d[2] ^ key[0], d[3] ^ key[1]]);
+        req.end(Buffer.concat([Buffer.from([0x88, 0x82]), key, body]));
+      }
+    });
     req.on('end', () => out({ ev: 'ws-end', id: c.id, b64: Buffer.concat(chunks).toString('base64') }));
     req.on('error', (e) => out({ ev: 'stream-error', id: c.id, code: e.code, message: e.message }));
     req.on('close', () => out({ ev: 'ws-closed', id: c.id, rst: req.rstCode }));
