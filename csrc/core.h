@@ -362,6 +362,7 @@ struct server {
 	lws_sorted_usec_list_t sul_force;
 	/* counters for server:stats() */
 	uint64_t n_accepted, n_refused, n_http;
+	int n_h2_requests;            /* requests in flight on h2 streams (csrc/http2.c) */
 	uint64_t t_msgs_in, t_msgs_out, t_bytes_in, t_bytes_out, t_drops;  /* closed conns */
 };
 

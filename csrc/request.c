@@ -54,6 +54,11 @@ request_release(struct request *r)
 	free(r->rbody);
 	r->rbody = NULL;
 	r->rbody_len = r->rbody_cap = 0;
+	if (r->h2) {
+		r->h2 = 0;
+		if (r->srv && --r->srv->n_h2_requests == 0)
+			server_h2_requests_done(r->srv);
+	}
 	if (r->self_ref != LUA_NOREF) {
 		x->n_requests--;
 		if (!x->finalizing) {
@@ -240,6 +245,8 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 	r->srv = s;
 	r->wsi = wsi;
 	r->head = m == LWSHUMETH_HEAD;
+	r->h2 = (uint8_t)h2;
+	s->n_h2_requests += h2;
 	r->max_body = s->max_body;
 	r->timeout_s = s->request_timeout;
 	r->self_ref = core_ref_self(L, -1);

@@ -25,6 +25,7 @@ struct request {
 	uint8_t close_after;          /* "connection: close" and hang up */
 	uint8_t chunked;              /* the body is being read through ck */
 	uint8_t fix_pending;          /* request_fix_timeout is scheduled */
+	uint8_t h2;                   /* on an h2 stream: counted in srv->n_h2_requests */
 	int status;
 	int timeout_s;
 	char *hdrs;                   /* "Name: value\r\n" lines */

@@ -246,6 +246,17 @@ server_sweep(struct server *s, int force)
 						     (size_t)force);
 }
 
+/* The last request in flight on an h2 stream is done (csrc/request.c):
+ * a closing server can now drop the connections the sweep spared */
+void
+server_h2_requests_done(struct server *s)
+{
+	struct ctx *x = s->ctx;
+
+	if (s->closing && !s->finished && x->lws && !x->destroying && !x->finalizing)
+		server_sweep(s, 0);
+}
+
 static void
 force_close(lws_sorted_usec_list_t *sul)
 {
@@ -393,6 +404,11 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			return 0;
 		if ((c || r) && len == 0)
 			return 0;   /* ws connections and in-flight requests finish first */
+		if (len == 0 && s->n_h2_requests && lws_is_ssl(wsi))
+			/* maybe an h2 connection whose streams are in-flight
+			 * requests (nothing public tells its streams):
+			 * server_h2_requests_done sweeps again */
+			return 0;
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 		return 0;
 

@@ -223,6 +223,21 @@ describe("HTTP/2 (http2 = true)", function()
 		p:wait("closed")
 	end)
 
+	it("server:close() lets requests in flight on h2 streams finish, then closes their connection", function()
+		local srv, port = h2_server()
+		local closed = false
+		srv:on("close", function() closed = true end)
+		local p = H.node(H.ROOT .. "/spec/peers/h2_peer.js")
+		p:cmd { cmd = "connect", url = "https://127.0.0.1:" .. port, ca = C.ca }
+		p:wait("connected")
+		p:cmd { cmd = "request", id = 1, path = "/api/later" }
+		H.run_for(50)
+		srv:close(5)
+		local r = p:wait("response", 5000, function(ev) return ev.id == 1 end)
+		assert.are.same({ 200, "answered later" }, { r.status, H.unbase64(r.b64) })
+		H.run_until(function() return closed end, 3000, "the server's close")
+	end)
+
 	it("h2load: 2,000 requests over 4 connections, 50 streams each", function()
 		if not has("h2load") then
 			pending("nghttp2-client is not installed (.ci/deps installs it)")
