@@ -18,6 +18,8 @@ int http2_add_date(struct lws *wsi, unsigned char **p, unsigned char *end);
 /* LWS_CALLBACK_ESTABLISHED of lws's own ws-over-h2: closed with 1008 */
 int http2_refuse_ws(struct lws *wsi);
 
+/* csrc/request.c: is this request on an h2 stream? */
+int request_on_h2(struct request *r);
 /* csrc/server.c: the server's last request on an h2 stream is done */
 void server_h2_requests_done(struct server *s);
 

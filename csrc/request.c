@@ -30,14 +30,22 @@ request_server(struct request *r)
 	return r->srv;
 }
 
+int
+request_on_h2(struct request *r)
+{
+	return r->h2;
+}
+
 /* What the wsi's opaque pointer goes back to: its server for an HTTP/1.1
  * connection (keep-alive: the next request, csrc/server.c counts it);
  * nothing for an h2 stream, which carries one request and is not counted
- * (csrc/server.c finds its server through the network wsi) */
+ * (csrc/server.c finds its server through the network wsi). r->h2, not
+ * http2_stream: when the stream closes lws may have unlinked it from its
+ * connection already. */
 static void *
 request_home(struct request *r)
 {
-	return http2_stream(r->wsi) ? NULL : r->srv;
+	return r->h2 ? NULL : r->srv;
 }
 
 /* Detach from the wsi (the wsi goes back to being its server's) and unpin. */
@@ -54,8 +62,8 @@ request_release(struct request *r)
 	free(r->rbody);
 	r->rbody = NULL;
 	r->rbody_len = r->rbody_cap = 0;
-	if (r->h2) {
-		r->h2 = 0;
+	if (r->h2_counted) {
+		r->h2_counted = 0;
 		if (r->srv && --r->srv->n_h2_requests == 0)
 			server_h2_requests_done(r->srv);
 	}
@@ -245,7 +253,7 @@ request_start(struct server *s, struct lws *wsi, void (*push_req)(lua_State *, s
 	r->srv = s;
 	r->wsi = wsi;
 	r->head = m == LWSHUMETH_HEAD;
-	r->h2 = (uint8_t)h2;
+	r->h2 = r->h2_counted = (uint8_t)h2;
 	s->n_h2_requests += h2;
 	r->max_body = s->max_body;
 	r->timeout_s = s->request_timeout;

@@ -300,7 +300,13 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		}
 		break;
 
-	case LWS_CALLBACK_WSI_DESTROY:
+	case LWS_CALLBACK_WSI_DESTROY: {
+		/* counted in WSI_CREATE: a wsi we adopted, whose opaque pointer
+		 * stays set until here. Not an h2 stream: its opaque pointer is
+		 * NULL or its request's (csrc/request.c request_home), and its
+		 * parent may already be gone (no http2_stream here). */
+		int counted = lws_get_opaque_user_data(wsi) && !(r && request_on_h2(r));
+
 		if (c) {
 			conn_finalize(c, NULL);
 			s = home_server(wsi);
@@ -308,11 +314,12 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		if (r)
 			request_closed(r);
 		lws_set_opaque_user_data(wsi, NULL);
-		if (s) {
+		if (s && counted) {
 			s->n_wsi--;
 			server_try_finish(s);
 		}
 		break;
+	}
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		if (!s || !in)

@@ -9,6 +9,8 @@
 //   {cmd:'ws', id, path, answer_close}  extended CONNECT (RFC 8441)
 //                          -> {ev:'ws-response', id, status, headers}, {ev:'ws-data', id, b64}...,
 //                             {ev:'ws-end', id, b64} / {ev:'stream-error', ...}, {ev:'ws-closed', id, rst}
+//   {cmd:'cancel', id}  RST_STREAM (CANCEL) of request id
+//   {cmd:'destroy'}     GOAWAY, then the connection dropped -> {ev:'destroyed'}
 //   {cmd:'close'}                             -> {ev:'closed'}
 'use strict';
 const http2 = require('http2');
@@ -16,6 +18,7 @@ const fs = require('fs');
 const { out, serve } = require('./control');
 
 let session;
+const streams = {};
 
 const commands = {
   connect(c) {
@@ -30,6 +33,7 @@ const commands = {
     const h = Object.assign({ ':method': c.method || 'GET', ':path': c.path }, c.headers || {});
     const body = c.body_b64 ? Buffer.from(c.body_b64, 'base64') : null;
     const req = session.request(h, { endStream: !body && !c.end_without_body });
+    streams[c.id] = req;
     const chunks = [];
     let head;
     req.on('response', (hd) => { head = hd; });
@@ -85,6 +89,13 @@ const commands = {
     req.on('end', () => out({ ev: 'ws-end', id: c.id, b64: Buffer.concat(chunks).toString('base64') }));
     req.on('error', (e) => out({ ev: 'stream-error', id: c.id, code: e.code, message: e.message }));
     req.on('close', () => out({ ev: 'ws-closed', id: c.id, rst: req.rstCode }));
+  },
+  // RST_STREAM CANCEL of one request
+  cancel(c) { streams[c.id].close(http2.constants.NGHTTP2_CANCEL); },
+  // GOAWAY, then the TCP connection closed under the streams still open
+  destroy() {
+    session.goaway(http2.constants.NGHTTP2_NO_ERROR);
+    setTimeout(() => { session.destroy(); out({ ev: 'destroyed' }); }, 20);
   },
   close() {
     session.close(() => out({ ev: 'closed' }));
