@@ -6,6 +6,8 @@
 Options (unknown keys are an error):
   host, port            where to listen (port 0: any free port, see server:port())
   tls = { cert, key }   serve wss:// (and https://)
+  http2                 with tls: offer h2 for HTTP (docs/http2.md; an RFC 8441
+                        WebSocket is closed with 1008)
   max_message_size      bytes; a bigger message closes the connection with 1009
                         (default 16 MiB)
   max_queue_bytes       bytes a connection may have queued for sending; send()
