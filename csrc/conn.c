@@ -385,18 +385,6 @@ conn_release_unopened(struct conn *c)
 	conn_finalize(c, NULL);
 }
 
-uint8_t
-conn_reason_set(char **dst, const void *p, size_t n)
-{
-	free(*dst);
-	*dst = NULL;
-	if (!n || n > 123 || !(*dst = malloc(n + 1)))
-		return 0;
-	memcpy(*dst, p, n);
-	(*dst)[n] = '\0';
-	return (uint8_t)n;
-}
-
 const char *
 conn_aborted(const struct conn *c)
 {

@@ -97,7 +97,7 @@ struct conn_ping {
 };
 
 
-/* conn.c: *dst = a NUL-terminated copy of p[0..n) (n <= 123), or NULL
+/* conn_write.c: *dst = a NUL-terminated copy of p[0..n) (n <= 123), or NULL
  * when n is 0 or memory is short; returns the length kept */
 uint8_t conn_reason_set(char **dst, const void *p, size_t n);
 /* conn_write.c */

@@ -271,6 +271,18 @@ conn_offer(struct conn *c, struct msgbuf *m)
 
 /* ---- closing ----------------------------------------------------------- */
 
+uint8_t
+conn_reason_set(char **dst, const void *p, size_t n)
+{
+	free(*dst);
+	*dst = NULL;
+	if (!n || n > 123 || !(*dst = malloc(n + 1)))
+		return 0;
+	memcpy(*dst, p, n);
+	(*dst)[n] = '\0';
+	return (uint8_t)n;
+}
+
 void
 conn_set_close(struct conn *c, uint16_t code, const char *reason, size_t rlen)
 {

@@ -194,6 +194,8 @@ struct request_owner {
 	int timeout_s;                /* seconds a deferred answer may take, 0: no limit */
 	/* the Lua request table of a plain HTTP request */
 	void (*push_req)(lua_State *L, struct lws *wsi, const char *method);
+	int *h2_in_flight;            /* requests on h2 streams, counted by csrc/request.c */
+	void (*h2_all_done)(void *home);   /* ... and the last of them is done */
 };
 
 int request_start(const struct request_owner *o, struct lws *wsi);
@@ -203,6 +205,7 @@ int request_deadline(struct request *r);
 int request_writeable(struct request *r);
 void request_closed(struct request *r);
 void *request_home(const struct request *r);
+int request_on_h2(const struct request *r);   /* on an h2 stream (csrc/http2.c) */
 int request_open(lua_State *L);
 
 /* server.c */

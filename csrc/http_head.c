@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core.h"
+#include "http2.h"
 
 const char *
 http_date_line(size_t *len)
@@ -56,38 +57,37 @@ status_reason(int status)
  * what the kernel does not take). extra: "name: value\r\n" lines or NULL.
  * Our own status line: lws_add_http_header_status() says "HTTP/1.0" until
  * lws_http_action() has read the request's version, which an upgrade
- * refusal (HTTP_CONFIRM_UPGRADE) comes before. */
+ * refusal (HTTP_CONFIRM_UPGRADE) comes before. On an h2 stream (csrc/http2.c)
+ * lws writes the head as HPACK fields, without the connection-specific
+ * lines of extra. */
 int
 http_reply(struct lws *wsi, int status, const char *extra, const char *body,
 		  size_t blen)
 {
 	unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start,
 		*end = buf + sizeof(buf) - 1;
-	size_t elen = extra ? strlen(extra) : 0, dlen;
-	const char *date = http_date_line(&dlen);
-	int n;
+	int n, h2 = http2_stream(wsi);
 
-	n = snprintf((char *)p, (size_t)(end - p), "HTTP/1.1 %d %s\r\n", status,
-		     status_reason(status));
-	if (n < 0 || n >= end - p)
-		return -1;
-	p += n;
+	if (h2) {
+		/* lws writes :status (HPACK) on an h2 stream */
+		if (lws_add_http_header_status(wsi, (unsigned)status, &p, end))
+			return -1;
+	} else {
+		n = snprintf((char *)p, (size_t)(end - p), "HTTP/1.1 %d %s\r\n", status,
+			     status_reason(status));
+		if (n < 0 || n >= end - p)
+			return -1;
+		p += n;
+	}
 	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
 					 (unsigned char *)"text/plain; charset=utf-8", 25, &p,
 					 end) ||
-	    lws_add_http_header_content_length(wsi, blen, &p, end))
+	    lws_add_http_header_content_length(wsi, blen, &p, end) ||
+	    http2_add_lines(wsi, http_date_line(NULL), &p, end) || http2_add_lines(wsi, extra, &p, end) ||
+	    lws_finalize_http_header(wsi, &p, end))
 		return -1;
-	if ((size_t)(end - p) < elen + dlen + 8)
-		return -1;
-	memcpy(p, date, dlen);
-	p += dlen;
-	if (elen) {
-		memcpy(p, extra, elen);
-		p += elen;
-	}
-	if (lws_finalize_http_header(wsi, &p, end))
-		return -1;
-	if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) < 0)
+	if (lws_write(wsi, start, (size_t)(p - start),
+		      LWS_WRITE_HTTP_HEADERS | (h2 && !blen ? LWS_WRITE_H2_STREAM_END : 0)) < 0)
 		return -1;
 	if (blen) {
 		unsigned char *b = malloc(LWS_PRE + blen);
@@ -95,6 +95,8 @@ http_reply(struct lws *wsi, int status, const char *extra, const char *body,
 		if (!b)
 			return -1;
 		memcpy(b + LWS_PRE, body, blen);
+		/* small texts: within any peer's first window (65,535) and
+		 * lws's frame size */
 		n = lws_write(wsi, b + LWS_PRE, blen, LWS_WRITE_HTTP_FINAL);
 		free(b);
 		if (n < 0)

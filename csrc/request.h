@@ -25,6 +25,8 @@ struct request {
 	uint8_t close_after;          /* "connection: close" and hang up */
 	uint8_t chunked;              /* the body is being read through ck */
 	uint8_t fix_pending;          /* request_fix_timeout is scheduled */
+	uint8_t h2;                   /* on an h2 stream (csrc/http2.c) */
+	uint8_t h2_counted;           /* in *owner->h2_in_flight until released */
 	int status;
 	int timeout_s;
 	char *hdrs;                   /* "Name: value\r\n" lines */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "http2.h"
 #include "request.h"
 
 #define BODY_PIECE 65536
@@ -27,6 +28,11 @@ request_continue(struct lws *wsi)
 {
 	static unsigned char cont[LWS_PRE + 32];
 	static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	if (http2_stream(wsi))
+		/* an h2 peer sends its body without waiting (RFC 9113 8.5):
+		 * a raw status line would corrupt the connection */
+		return;
 
 	memcpy(cont + LWS_PRE, msg, sizeof(msg) - 1);
 	lws_write(wsi, cont + LWS_PRE, sizeof(msg) - 1, LWS_WRITE_HTTP_HEADERS);
@@ -79,12 +85,14 @@ int
 request_write(struct request *r)
 {
 	struct lws *wsi = r->wsi;
+	int h2 = http2_stream(wsi);
 
 	if (!r->headers_sent) {
-		size_t hl = r->hdrs ? strlen(r->hdrs) : 0, cap = LWS_PRE + 1024 + hl, dl;
-		const char *date = http_date_line(&dl);
+		/* HPACK never takes more room than the lines do (and lws
+		 * checks end) */
+		size_t hl = r->hdrs ? strlen(r->hdrs) : 0, cap = LWS_PRE + 1024 + hl;
 		unsigned char *buf = malloc(cap), *start, *p, *end;
-		int n;
+		int n, bodyless;
 
 		if (!buf)
 			return -1;
@@ -100,30 +108,27 @@ request_write(struct request *r)
 			free(buf);
 			return -1;
 		}
-		if (!has_header(r->hdrs, "date")) {
-			memcpy(p, date, dl);   /* RFC 9110 6.6.1: every response */
-			p += dl;
-		}
-		if (hl) {
-			memcpy(p, r->hdrs, hl);
-			p += hl;
-		}
-		if (r->close_after) {
-			static const char cc[] = "connection: close\r\n";
-
-			memcpy(p, cc, sizeof(cc) - 1);
-			p += sizeof(cc) - 1;
+		if ((!has_header(r->hdrs, "date") && http2_add_lines(wsi, http_date_line(NULL), &p, end)) ||
+		    http2_add_lines(wsi, r->hdrs, &p, end) ||   /* RFC 9110 6.6.1: every response */
+		    (r->close_after && !h2 &&
+		     http2_add_lines(wsi, "connection: close\r\n", &p, end))) {
+			free(buf);
+			return -1;
 		}
 		if (lws_finalize_http_header(wsi, &p, end)) {
 			free(buf);
 			return -1;
 		}
-		n = lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS);
+		bodyless = r->head || !r->body_len || r->status == 304;
+		/* on h2 a reply without a body ends its stream with its
+		 * HEADERS frame */
+		n = lws_write(wsi, start, (size_t)(p - start),
+			      LWS_WRITE_HTTP_HEADERS | (h2 && bodyless ? LWS_WRITE_H2_STREAM_END : 0));
 		free(buf);
 		if (n < 0)
 			return -1;
 		r->headers_sent = 1;
-		if (r->head || !r->body_len || r->status == 304) {
+		if (bodyless) {
 			r->body_len = 0;
 		} else {
 			lws_callback_on_writable(wsi);
@@ -136,6 +141,11 @@ request_write(struct request *r)
 
 		if (n > BODY_PIECE)
 			n = BODY_PIECE;
+		/* h2: within the peer's window and frame size; 0 waits for
+		 * its WINDOW_UPDATE, which asks for this callback again */
+		n = http2_piece(wsi, n);
+		if (!n)
+			return 0;
 		final = r->body_off + n == r->body_len;
 		/* lws_write needs LWS_PRE writable bytes before what it sends: for
 		 * a later piece those are the tail of the previous one, already

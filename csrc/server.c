@@ -23,6 +23,7 @@
 
 #include "core.h"
 #include "conn.h"
+#include "http2.h"
 #include "server_private.h"
 
 #define KILL_ARG ((void *)"kill")   /* argp of our LWS_CALLBACK_USER sweep */
@@ -40,6 +41,9 @@ home_server(struct lws *wsi)
 {
 	int *o = lws_get_opaque_user_data(wsi);
 
+	if (!o && http2_stream(wsi))
+		/* an h2 stream: its connection's (csrc/request.c) */
+		o = lws_get_opaque_user_data(lws_get_network_wsi(wsi));
 	if (!o)
 		return NULL;
 	if (*o == KIND_SERVER)
@@ -240,6 +244,18 @@ server_sweep(struct server *s, int force)
 						     (size_t)force);
 }
 
+/* The last request in flight on an h2 stream is done (csrc/request.c):
+ * a closing server can now drop the connections the sweep spared */
+static void
+server_h2_requests_done(void *home)
+{
+	struct server *s = home;
+	struct ctx *x = s->ctx;
+
+	if (s->closing && !s->finished && x->lws && !x->destroying && !x->finalizing)
+		server_sweep(s, 0);
+}
+
 static void
 force_close(lws_sorted_usec_list_t *sul)
 {
@@ -283,7 +299,13 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		}
 		break;
 
-	case LWS_CALLBACK_WSI_DESTROY:
+	case LWS_CALLBACK_WSI_DESTROY: {
+		/* counted in WSI_CREATE: a wsi we adopted, whose opaque pointer
+		 * stays set until here. Not an h2 stream: its opaque pointer is
+		 * NULL or its request's (csrc/request.c request_home), and its
+		 * parent may already be gone (no http2_stream here). */
+		int counted = lws_get_opaque_user_data(wsi) && !(r && request_on_h2(r));
+
 		if (c) {
 			conn_finalize(c, NULL);
 			s = home_server(wsi);
@@ -291,11 +313,12 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 		if (r)
 			request_closed(r);
 		lws_set_opaque_user_data(wsi, NULL);
-		if (s) {
+		if (s && counted) {
 			s->n_wsi--;
 			server_try_finish(s);
 		}
 		break;
+	}
 
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		if (!s || !in)
@@ -335,6 +358,12 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			 * partly written 403): no second answer */
 			return -1;
 		return server_confirm_upgrade(s, wsi, in);
+
+	case LWS_CALLBACK_ESTABLISHED:
+		/* only lws's own ws upgrade gets here (ours are decided in
+		 * HTTP_CONFIRM_UPGRADE and never enter lws's ws role): an
+		 * extended CONNECT on an h2 stream, refused (csrc/http2.c) */
+		return http2_refuse_ws(wsi);
 
 	case LWS_CALLBACK_RAW_ADOPT:
 	case LWS_CALLBACK_RAW_RX:
@@ -395,6 +424,11 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 			return 0;
 		if ((c || r) && len == 0)
 			return 0;   /* ws connections and in-flight requests finish first */
+		if (len == 0 && s->n_h2_requests && lws_is_ssl(wsi))
+			/* maybe an h2 connection whose streams are in-flight
+			 * requests (nothing public tells its streams):
+			 * server_h2_requests_done sweeps again */
+			return 0;
 		lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 		return 0;
 
@@ -409,7 +443,7 @@ server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, v
 static const char *const server_fields[] = {
 	"host", "port", "tls", "max_message_size", "max_queue_bytes", "close_timeout",
 	"backlog", "reuseport", "slow_consumer", "max_body_size", "request_timeout", "compression",
-	"handshake_timeout", "keepalive_timeout", "workers", "sticky", "rx_buffer_size", NULL
+	"handshake_timeout", "keepalive_timeout", "workers", "sticky", "rx_buffer_size", "http2", NULL
 };
 
 static const char *const compression_fields[] = {
@@ -436,7 +470,7 @@ l_server(lua_State *L)
 	struct server *s;
 	const char *host;
 	char err[256];
-	int port, backlog, reuseport, fd = -1, workers, sticky;
+	int port, backlog, reuseport, fd = -1, workers, sticky, http2;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	core_check_fields(L, 1, server_fields);
@@ -478,6 +512,8 @@ l_server(lua_State *L)
 	s->http.handler_ref = &s->self_ref;
 	s->http.closing = &s->closing;
 	s->http.push_req = server_push_http_request;
+	s->http.h2_in_flight = &s->n_h2_requests;
+	s->http.h2_all_done = server_h2_requests_done;
 	{
 		const char *sc = core_opt_str_field(L, 1, "slow_consumer", "error");
 
@@ -517,12 +553,17 @@ l_server(lua_State *L)
 		s->tls = 1;
 	}
 	lua_pop(L, 1);
+	http2 = core_opt_bool_field(L, 1, "http2", 0);
+	if (http2 && !s->tls)
+		/* browsers speak h2 over TLS only; h2c is not offered */
+		luaL_error(L, "option 'http2' needs 'tls'");
 
 	/* the vhost first: a bad certificate must not leave a socket behind */
 	s->sv = server_vhost_for(x, cert, key, ca,
 				 (int)core_opt_int_field(L, 1, "handshake_timeout", 10, 1, 3600),
 				 (int)core_opt_int_field(L, 1, "keepalive_timeout", 5, 1, 3600),
-				 (int)core_opt_int_field(L, 1, "rx_buffer_size", 2048, 128, 1 << 20));
+				 (int)core_opt_int_field(L, 1, "rx_buffer_size", 2048, 128, 1 << 20),
+				 http2);
 	if (!s->sv) {
 		if (s->tls) {
 			/* the files were readable (lua/lws/server.lua checks): say

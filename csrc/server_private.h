@@ -21,6 +21,7 @@ struct server_vhost {
 	int handshake_timeout;        /* seconds to send complete request headers */
 	int keepalive_timeout;        /* seconds an idle keep-alive HTTP connection stays */
 	int rx_buffer_size;           /* lws's per-connection receive buffer */
+	uint8_t http2;                /* ALPN offers h2 (csrc/http2.c) */
 	char name[32];                /* lws keeps a pointer to the vhost name */
 	struct lws_protocols protocols[2];
 };
@@ -51,6 +52,7 @@ struct server {
 	lws_sorted_usec_list_t sul_force;
 	/* counters for server:stats() */
 	uint64_t n_accepted, n_refused, n_http;
+	int n_h2_requests;            /* requests in flight on h2 streams (csrc/http2.c) */
 	struct conn_counts closed;    /* of the connections that have gone */
 	struct request_owner http;    /* what its HTTP requests see of it */
 };
@@ -63,7 +65,7 @@ int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 /* server_vhost.c: the vhost for this configuration (NULLs: plain),
  * created on first use; takes the strings. NULL if lws refuses it */
 struct server_vhost *server_vhost_for(struct ctx *x, char *cert, char *key, char *ca,
-				      int hs_timeout, int ka_timeout, int rx_size);
+				      int hs_timeout, int ka_timeout, int rx_size, int http2);
 void server_vhosts_free(struct ctx *x);   /* the context is gone */
 /* why lws refused a TLS vhost: the file and the step that fails */
 void server_tls_diagnose(const char *cert, const char *key, char *out, size_t outlen);

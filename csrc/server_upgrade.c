@@ -11,6 +11,7 @@
 
 #include "core.h"
 #include "conn.h"
+#include "http2.h"
 #include "server_private.h"
 
 static int server_own_upgrade(struct server *s, struct conn *c, struct lws *wsi,
@@ -73,6 +74,16 @@ push_header_table(lua_State *L, struct lws *wsi)
 		lua_pushstring(L, v);
 		lua_rawset(L, -3);
 		free(v);
+	}
+	if (http2_stream(wsi) && hdr_len(wsi, WSI_TOKEN_HTTP_COLON_AUTHORITY) > 0) {
+		/* h2 carries Host as :authority (RFC 9113 8.3.1) */
+		char *v = http_hdr_dup(wsi, WSI_TOKEN_HTTP_COLON_AUTHORITY, NULL);
+
+		if (v) {
+			lua_pushstring(L, v);
+			lua_setfield(L, -2, "host");
+			free(v);
+		}
 	}
 }
 
@@ -138,8 +149,8 @@ push_request(lua_State *L, struct lws *wsi, const char *method, const char *prot
 	lua_setfield(L, -2, "query");
 	push_header_table(L, wsi);
 	lua_setfield(L, -2, "headers");
-	ver = http_hdr_dup(wsi, WSI_TOKEN_HTTP, NULL);
-	lua_pushstring(L, ver ? ver : "HTTP/1.0");
+	ver = http2_stream(wsi) ? NULL : http_hdr_dup(wsi, WSI_TOKEN_HTTP, NULL);
+	lua_pushstring(L, http2_stream(wsi) ? "HTTP/2" : ver ? ver : "HTTP/1.0");
 	lua_setfield(L, -2, "http_version");
 	free(ver);
 	if (lws_get_peer_simple(wsi, addr, sizeof(addr))) {

@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "core.h"
+#include "http2.h"
 #include "server_private.h"
 
 static int
@@ -36,7 +37,7 @@ server_vhosts_free(struct ctx *x)
  * use and kept until the context is destroyed. Takes the strings. */
 struct server_vhost *
 server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout, int ka_timeout,
-		 int rx_size)
+		 int rx_size, int http2)
 {
 	struct lws_context_creation_info info;
 	struct server_vhost *sv;
@@ -45,7 +46,7 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	for (sv = x->server_vhosts; sv; sv = sv->next)
 		if (same(sv->cert, cert) && same(sv->key, key) && same(sv->ca, ca) &&
 		    sv->handshake_timeout == hs_timeout && sv->keepalive_timeout == ka_timeout &&
-		    sv->rx_buffer_size == rx_size) {
+		    sv->rx_buffer_size == rx_size && sv->http2 == http2) {
 			free(cert);
 			free(key);
 			free(ca);
@@ -64,6 +65,7 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	sv->handshake_timeout = hs_timeout;
 	sv->keepalive_timeout = ka_timeout;
 	sv->rx_buffer_size = rx_size;
+	sv->http2 = (uint8_t)http2;
 	sv->protocols[0].name = "lws-lua";
 	sv->protocols[0].callback = server_callback;
 	sv->protocols[0].user = sv;
@@ -102,8 +104,10 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 		 * streams (blank pages, reset streams). A client that offers only
 		 * h2 gets no ALPN answer and talks HTTP/1.1 over TLS. lws keeps
 		 * this pointer (no copy): a string literal lives long enough.
-		 * HTTP/2 will be an explicit server option. */
+		 * http2 = true offers h2 first (csrc/http2.c). */
 		info.alpn = "http/1.1";
+		if (http2)
+			http2_vhost_info(&info);
 	}
 	sv->vh = lws_create_vhost(x->lws, &info);
 	if (!sv->vh) {

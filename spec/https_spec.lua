@@ -229,10 +229,10 @@ describe("https://", function()
 		assert.matches("\nHTTP/1%.1 200 OK\r\n", out)
 	end)
 
-	it("does not take http2 = true yet (HTTP/2 comes later, on request); an unreadable key fails", function()
-		local ok, err = pcall(lws.server, tls_opts { http2 = true })
+	it("takes http2 = true only with tls (spec/http2_spec.lua); an unreadable key fails", function()
+		local ok, err = pcall(lws.server, { port = 0, http2 = true })
 		assert.is_false(ok)
-		assert.matches("unknown option 'http2'", err)
+		assert.matches("option 'http2' needs 'tls'", err)
 		assert.are.same({ nil, "cannot read the TLS key " .. C.dir .. "/missing.key: No such file or directory", "tls" },
 			{ lws.server { port = 0, tls = { cert = C.cert, key = C.dir .. "/missing.key" } } })
 	end)

@@ -51,6 +51,7 @@ local lws = {}
 ---@field host? string address to listen on (default "127.0.0.1")
 ---@field port? integer 0..65535 (default 0: a free port, read it back with server:port())
 ---@field tls? lws.TlsOptions serve https:// and wss:// (default: plain text)
+---@field http2? boolean with tls: offer h2,http/1.1 in ALPN, HTTP over HTTP/2; RFC 8441 WebSockets are closed with 1008 (default false)
 ---@field max_message_size? integer bytes, 0..2^40 (default 16 MiB); larger messages close with 1009
 ---@field max_queue_bytes? integer send queue cap per connection, bytes (default 16 MiB)
 ---@field close_timeout? integer 1..3600 s queued data may take before our Close (default 10)

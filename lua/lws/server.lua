@@ -6,6 +6,8 @@
 Options (unknown keys are an error):
   host, port            where to listen (port 0: any free port, see server:port())
   tls = { cert, key }   serve wss:// (and https://)
+  http2                 with tls: offer h2 for HTTP (docs/http2.md; an RFC 8441
+                        WebSocket is closed with 1008)
   max_message_size      bytes; a bigger message closes the connection with 1009
                         (default 16 MiB)
   max_queue_bytes       bytes a connection may have queued for sending; send()
@@ -53,6 +55,7 @@ local core_fields = {
 	request_timeout = { "integer", 0, 86400 }, compression = "boolean|table",
 	handshake_timeout = { "integer", 1, 3600 }, keepalive_timeout = { "integer", 1, 3600 },
 	workers = { "integer", 0, 256 }, sticky = "boolean", rx_buffer_size = { "integer", 128, 1 << 20 },
+	http2 = "boolean",
 }
 local server_spec = {
 	verify = "function", handle_protocols = "function", path = "string",
@@ -82,6 +85,8 @@ local function check_options(opts, level)
 		options.check(opts.compression, compression_spec, level + 1, "compression.")
 	end
 	if opts.sticky and not opts.workers then error("option 'sticky' needs 'workers'", level + 1) end
+	-- browsers speak HTTP/2 over TLS only; h2c (cleartext) is not offered
+	if opts.http2 and not opts.tls then error("option 'http2' needs 'tls'", level + 1) end
 end
 
 -- a certificate or key we cannot read: say which file and why (an I/O
