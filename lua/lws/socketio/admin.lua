@@ -287,12 +287,22 @@ function Admin:connected(socket)
 	if type(socket.data) ~= "table" then socket.data = {} end
 	socket.data._admin = { clientId = session.id:sub(1, 12), transport = session.transport }
 	local nsp = socket.nsp
+	-- instrument() copies data set before the connection (in a middleware)
+	-- into its Proxy, which reports each key as an update: the same here
+	for k in pairs(socket.data) do
+		if k ~= "_admin" then
+			self:_emit("socket_updated", json.object { id = socket.id, nsp = nsp.name, data = serialize_data(socket.data) })
+		end
+	end
 	self:_emit("socket_connected", serialize(socket, nsp.name, rooms_of(socket)), iso_date(now_ms()))
 	self.seen[socket] = json.encode(serialize_data(socket.data))
 	session:on("upgrade", function(transport)
 		if not socket.connected then return end
+		-- as instrument(): setting data._admin.transport is a data update
+		-- (its Proxy), then comes the transport's own
 		if type(socket.data) == "table" and type(socket.data._admin) == "table" then
 			socket.data._admin.transport = transport
+			self:_emit("socket_updated", json.object { id = socket.id, nsp = nsp.name, data = serialize_data(socket.data) })
 		end
 		self:_emit("socket_updated", json.object { id = socket.id, nsp = nsp.name, transport = transport })
 	end)
@@ -475,6 +485,7 @@ function M.instrument(io, opts, level)
 	if opts.auth then nsp:use(function(socket, next_fn) return a:_authenticate(socket, next_fn) end) end
 	nsp:on("connection", function(socket) a:_on_admin_connection(socket) end)
 	io._admin = a
+	io.srv:on("close", function() a:close() end)
 	io.engine.on_traffic = function(dir, packets, bytes) a:traffic(dir, packets, bytes) end
 	a.timer = core.timer(2000, 2000, function() call(a._stats, a) end)
 	a.timer:unref()   -- as instrument()'s interval: it does not keep run() going
