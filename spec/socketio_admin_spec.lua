@@ -607,9 +607,18 @@ describe("socket.io admin (sio:instrument)", function()
 					server = "http://127.0.0.1:" .. srv:port(), username = "admin", password = PASSWORD }, "opened")
 				local shown = cmd({ cmd = "show", hash = "#/sockets", want = { a, b }, timeout = 20000 }, "shown")
 				assert.is_truthy(shown.text:lower():find("websocket", 1, true))
+				-- LWS_ADMIN_SCREENSHOT=x.png: x.png (sockets), x-rooms.png, x-socket.png
 				local shot = os.getenv("LWS_ADMIN_SCREENSHOT")
-				if shot then cmd({ cmd = "screenshot", path = shot }, "screenshot") end
-				cmd({ cmd = "show", hash = "#/rooms", want = { "lobby" }, timeout = 20000 }, "shown")
+				local function screenshot(suffix)
+					if shot then cmd({ cmd = "screenshot", path = (shot:gsub("%.png$", "")) .. suffix .. ".png" }, "screenshot") end
+				end
+				screenshot("")
+				cmd({ cmd = "show", hash = "#/rooms", want = { "lobby", "PUBLIC" }, timeout = 20000 }, "shown")
+				screenshot("-rooms")
+				-- one socket: its rooms and its data
+				cmd({ cmd = "show", hash = "#/n/%2F/sockets/" .. a, want = { "lobby", "ann", "127.0.0.1" },
+					timeout = 20000 }, "shown")
+				screenshot("-socket")
 				cmd({ cmd = "show", hash = "#/servers", want = { sio._admin.server_id }, timeout = 20000 }, "shown")
 				local st = cmd({ cmd = "state" }, "state")
 				assert.are.same({}, st.offsite)
