@@ -8,6 +8,7 @@
 //   loads the page and logs in with its connection form
 // {cmd: "show", hash, want: [texts], timeout} -> {ev: "shown", text}: goes
 //   to #hash and waits until the page shows every text in want
+// {cmd: "click", selector} -> {ev: "clicked"}
 // {cmd: "screenshot", path} -> {ev: "screenshot"}
 // {cmd: "state"} -> {ev: "state", requests, offsite, problems, fonts}
 'use strict';
@@ -60,6 +61,11 @@ const commands = {
       throw new Error(e.message + '; the page shows: ' + (await page.evaluate(() => document.body.innerText)));
     }
     out({ ev: 'shown', text: await page.evaluate(() => document.body.innerText) });
+  },
+  // {cmd: "click", selector} -> {ev: "clicked"}: the first element matching
+  async click(c) {
+    await rec.page.locator(c.selector).first().click();
+    out({ ev: 'clicked' });
   },
   async screenshot(c) {
     await rec.page.screenshot({ path: c.path, fullPage: true });
