@@ -439,6 +439,10 @@ end
 ---------------------------------------------------------------------------
 -- instrument(io, opts)
 
+-- instrument()'s defaults (mode: its default when NODE_ENV is not set;
+-- server_id: the host name)
+M.defaults = { mode = "development", namespace_name = "/admin", readonly = false }
+
 local option_types = {
 	auth = function(v)
 		if v == false then return nil end
@@ -463,7 +467,7 @@ function M.instrument(io, opts, level)
 		error("option 'auth' must be given: false, or { type = \"basic\", username, password }", level)
 	end
 	if io._admin then error("instrument: this server is already instrumented", level) end
-	local name = opts.namespace_name or "/admin"
+	local name = opts.namespace_name or M.defaults.namespace_name
 	if name:sub(1, 1) ~= "/" then name = "/" .. name end
 	local features = json.array {}
 	if not opts.readonly then
@@ -472,7 +476,7 @@ function M.instrument(io, opts, level)
 		end
 	end
 	features[#features + 1] = "AGGREGATED_EVENTS"
-	local dev = (opts.mode or "development") == "development"
+	local dev = (opts.mode or M.defaults.mode) == "development"
 	if dev then features[#features + 1] = "ALL_EVENTS" end
 	local host = hostname()
 	local a = setmetatable({
