@@ -139,7 +139,7 @@ describe("socket.io admin (sio:instrument)", function()
 
 	local function client(side, id, opts)
 		opts = opts or {}
-		p:cmd { cmd = "connect", id = id, version = "4", url = url(side), nsp = opts.nsp, auth = opts.auth,
+		p:cmd { cmd = "connect", id = id, version = opts.version or "4", url = url(side), nsp = opts.nsp, auth = opts.auth,
 			transports = opts.transports, events = { "hi", "note" }, reconnection = false }
 		local ev = p:wait("connect", 10000, function(e) return e.id == id end)
 		if not opts.transports then p:wait("upgrade", 10000, function(e) return e.id == id end) end
@@ -415,6 +415,30 @@ describe("socket.io admin (sio:instrument)", function()
 			for name, list in pairs(n) do
 				assert.are.same(list, l[name] or {}, name)
 			end
+		end)
+
+		it("a 2.x client (Engine.IO 3) is seen as instrument() sees it", function()
+			start()
+			for _, side in ipairs { "N", "L" } do
+				local a = side .. "a"
+				admin(side, a)
+				admin_event(a, "all_sockets")
+				local sid = client(side, side .. "c", { version = "2", nsp = "/chat" })
+				local conn = admin_event(a, "socket_connected", function(x) return x[1].nsp == "/chat" end)
+				assert.are.equal(sid, conn[1].id)
+				assert.are.equal("3", conn[1].handshake.query.EIO)
+				admin_event(a, "socket_updated", function(x) return x[1].transport == "websocket" end)
+				emit(side .. "c", "hello", { "v2" })
+				local rcv = admin_event(a, "event_received", function(x) return x[3][1] == "hello" end)
+				assert.are.same({ "/chat", sid }, { rcv[1], rcv[2] })
+				p:cmd { cmd = "close", id = side .. "c" }
+				admin_event(a, "socket_disconnected", function(x) return x[2] == sid end)
+				admin_event(a, "room_left", function(x) return x[2] == sid end)
+			end
+			H.run_for(300)   -- the "/" socket's (a 2.x client is in "/" too)
+			local n, l = forms(drain("Na")), forms(drain("La"))
+			n.server_stats, l.server_stats = nil, nil
+			for name, list in pairs(n) do assert.are.same(list, l[name] or {}, name) end
 		end)
 	end)
 

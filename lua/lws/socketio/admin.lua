@@ -214,9 +214,10 @@ end
 ---------------------------------------------------------------------------
 -- the admin namespace's outgoing events
 
+-- an event to every admin socket (every node's); a failure is reported
+-- through lws.on_error, never raised into the hook's caller
 function Admin:_emit(...)
-	local ok, err = pcall(self.nsp.emit, self.nsp, ...)
-	if not ok then common.call(error, err) end
+	call(self.nsp.emit, self.nsp, ...)
 end
 
 function Admin:_stats()
@@ -298,11 +299,8 @@ function Admin:connected(socket)
 	self.seen[socket] = json.encode(serialize_data(socket.data))
 	session:on("upgrade", function(transport)
 		if not socket.connected then return end
-		-- as instrument(): setting data._admin.transport is a data update
-		-- (its Proxy), then comes the transport's own
 		if type(socket.data) == "table" and type(socket.data._admin) == "table" then
 			socket.data._admin.transport = transport
-			self:_emit("socket_updated", json.object { id = socket.id, nsp = nsp.name, data = serialize_data(socket.data) })
 		end
 		self:_emit("socket_updated", json.object { id = socket.id, nsp = nsp.name, transport = transport })
 	end)
