@@ -107,10 +107,11 @@ describe("socket.io admin (sio:instrument)", function()
 		hash = opts.hash or node:wait("hash").hash
 		local auth = opts.auth ~= false and { username = "admin", password = hash } or false
 		node:cmd { cmd = "listen", auth = auth, mode = opts.mode, readonly = opts.readonly,
-			namespaceName = opts.namespace_name, serverId = opts.server_id and "node-" .. opts.server_id }
+			namespaceName = opts.namespace_name, serverId = opts.server_id and "node-" .. opts.server_id,
+			redisPort = opts.redis_port }
 		node_port = math.tointeger(node:wait("listening", 10000).port)
 		srv = H.server()
-		sio = socketio(srv)
+		sio = socketio(srv, { adapter = opts.redis_port and socketio.redis_adapter { port = opts.redis_port } })
 		app(sio.sockets)
 		app(sio:of("/chat"))
 		sio:instrument { auth = auth and { type = "basic", username = "admin", password = hash },
@@ -532,6 +533,58 @@ describe("socket.io admin (sio:instrument)", function()
 			assert.are.same(json.array { "AGGREGATED_EVENTS", "ALL_EVENTS" }, cfg.L[1].supportedFeatures)
 			H.run_for(500)
 			for _, e in ipairs(p.events) do assert.is_false(e.event == "note", e.id .. " got a note") end
+		end)
+	end)
+
+	describe("in a cluster with a Node node (redis_adapter)", function()
+		if not H.has_redis then
+			pending("redis-server is not installed")
+			return
+		end
+
+		it("a UI on either node sees both nodes' stats and sockets, and its commands reach both", function()
+			local rs = H.redis_server()
+			start { redis_port = rs.port, server_id = "1" }
+			-- both nodes subscribed to the admin namespace's channel
+			local count, asking = 0, false
+			H.run_until(function()
+				if not asking then
+					asking = true
+					sio:of("/admin").adapter:server_count(function(n) count, asking = n, false end)
+				end
+				return count == 2
+			end, 15000, "two nodes", 50)
+			local ids = { N = client("N", "Nc", { transports = { "websocket" } }),
+				L = client("L", "Lc", { transports = { "websocket" } }) }
+			for _, side in ipairs { "N", "L" } do
+				local a = side .. "a"
+				admin(side, a)
+				local all = admin_event(a, "all_sockets")[1]
+				local seen = {}
+				for _, s in ipairs(all) do if s.nsp == "/" then seen[s.id] = s end end
+				for _, other in ipairs { "N", "L" } do
+					local s = seen[ids[other]]
+					assert.is_not_nil(s, side .. "'s UI lists " .. other .. "'s socket")
+					assert.are.equal(12, #s.clientId)
+					assert.are.equal("websocket", s.transport)
+				end
+				local from = {}
+				H.run_until(function()
+					for _, args in ipairs(drain(a).server_stats or {}) do from[args[1].serverId] = true end
+					return from["node-1"] and from["lua-1"]
+				end, 6000, side .. "'s UI: both nodes' server_stats")
+			end
+			-- a socket connecting on one node shows in the other node's UI
+			local late = client("L", "Lc2", { transports = { "websocket" } })
+			local conn = admin_event("Na", "socket_connected", function(x) return x[1].id == late end)
+			assert.are.equal("/", conn[1].nsp)
+			-- a command from the Lua node's UI reaches the Node node's client
+			emit("La", "emit", { "/", json.null, "note", "from the Lua UI" })
+			for _, id in ipairs { "Nc", "Lc", "Lc2" } do
+				p:wait("event", 5000, function(e) return e.id == id and e.event == "note" and e.args[1] == "from the Lua UI" end)
+			end
+			emit("Na", "_disconnect", { "/", false, ids.L })
+			assert.are.equal("io server disconnect", p:wait("disconnect", 5000, function(e) return e.id == "Lc" end).reason)
 		end)
 	end)
 

@@ -2,9 +2,9 @@
 // @socket.io/admin-ui 0.5's instrument(), driven over the control socket
 // (control.js), running the same little app as the spec's Lua server.
 //   node sio_admin_server.js CONTROL_PORT
-// {cmd: "listen", auth, mode, readonly, namespaceName, serverId}
+// {cmd: "listen", auth, mode, readonly, namespaceName, serverId, redisPort}
 //   -> {ev: "listening", port}; auth: false, or {username, password}
-//   with a bcrypt hash.
+//   with a bcrypt hash; redisPort: on @socket.io/redis-adapter 8.3.
 // The app, on "/" and "/chat": "join_me"(room) joins, "leave_me"(room)
 // leaves, "hello"(x, ack) answers with "hi"(x) and ack("ok:" + x),
 // "set_data"(v) sets socket.data.v; every connection gets
@@ -38,9 +38,19 @@ function app(nsp) {
 }
 
 const commands = {
-  listen(c) {
+  async listen(c) {
     const server = http.createServer();
-    const io = new Server(server, { allowEIO3: true });
+    const sioOpts = { allowEIO3: true };
+    if (c.redisPort) {
+      // one more node of a cluster: @socket.io/redis-adapter on node-redis 4
+      const { createAdapter } = require(path.join(nm, '@socket.io', 'redis-adapter'));
+      const { createClient } = require(path.join(nm, 'redis'));
+      const pub = createClient({ url: `redis://127.0.0.1:${c.redisPort}` });
+      const sub = pub.duplicate();
+      await Promise.all([pub.connect(), sub.connect()]);
+      sioOpts.adapter = createAdapter(pub, sub);
+    }
+    const io = new Server(server, sioOpts);
     app(io.of('/'));
     app(io.of('/chat'));
     const opts = { auth: c.auth ? { type: 'basic', username: c.auth.username, password: c.auth.password } : false };
