@@ -39,6 +39,7 @@ local options = require "lws.options"
 local engine = require "lws.socketio.engine"
 local parser = require "lws.socketio.parser"
 local common = require "lws.socketio.common"
+local adapter = require "lws.socketio.adapter"
 
 local call = common.call
 local null = json.null
@@ -216,7 +217,14 @@ end
 
 -- an event to every admin socket (every node's); a failure is reported
 -- through lws.on_error, never raised into the hook's caller
+-- nobody to tell: no admin socket here, and no other node to reach (the
+-- stream's events are not even made then)
+function Admin:_idle()
+	return self.alone and next(self.nsp.sockets) == nil
+end
+
 function Admin:_emit(...)
+	if self:_idle() then return end
 	call(self.nsp.emit, self.nsp, ...)
 end
 
@@ -296,7 +304,8 @@ function Admin:connected(socket)
 		end
 	end
 	self:_emit("socket_connected", serialize(socket, nsp.name, rooms_of(socket)), iso_date(now_ms()))
-	self.seen[socket] = json.encode(serialize_data(socket.data))
+	local ok, text = pcall(json.encode, serialize_data(socket.data))   -- data may hold text JSON refuses
+	if ok then self.seen[socket] = text end
 	session:on("upgrade", function(transport)
 		if not socket.connected then return end
 		if type(socket.data) == "table" and type(socket.data._admin) == "table" then
@@ -306,9 +315,11 @@ function Admin:connected(socket)
 	end)
 	if nsp ~= self.nsp then
 		socket:on_any(function(...)
+			if self:_idle() then return end
 			self:_emit("event_received", nsp.name, socket.id, event_array(table.pack(...)), iso_date(now_ms()))
 		end)
 		socket:on_any_outgoing(function(...)
+			if self:_idle() then return end
 			self:_emit("event_sent", nsp.name, socket.id, event_array(table.pack(...)), iso_date(now_ms()))
 		end)
 	end
@@ -317,18 +328,19 @@ end
 function Admin:disconnected(socket, reason)
 	if not self.dev then return end
 	self.seen[socket] = nil
+	if self:_idle() then return end
 	self:_emit("socket_disconnected", socket.nsp.name, socket.id, reason, iso_date(now_ms()))
 end
 
 function Admin:joined(nsp, room, id)
-	if not self.dev then return end
+	if not self.dev or self:_idle() then return end
 	self:_emit("room_joined", nsp.name, room, id, iso_date(now_ms()))
 end
 
 -- instrument() defers room_left a tick (process.nextTick), so that a
 -- disconnection's socket_disconnected comes before the rooms it left
 function Admin:left(nsp, room, id)
-	if not self.dev then return end
+	if not self.dev or self:_idle() then return end
 	local q = self.left_queue
 	q[#q + 1] = { nsp.name, room, id, iso_date(now_ms()) }
 	if not self.left_timer then
@@ -484,6 +496,8 @@ function M.instrument(io, opts, level)
 	}, Admin)
 	local nsp = io:of(name)
 	a.nsp = nsp
+	-- the in-memory adapter reaches this process only (not a bus, not Redis)
+	a.alone = getmetatable(nsp.adapter) == adapter.Adapter
 	if opts.auth then nsp:use(function(socket, next_fn) return a:_authenticate(socket, next_fn) end) end
 	nsp:on("connection", function(socket) a:_on_admin_connection(socket) end)
 	io._admin = a
