@@ -11,7 +11,7 @@
 LUA      ?= lua5.4
 LUA_INC  ?= $(shell pkg-config --cflags lua5.4 2>/dev/null || echo -I/usr/include/lua5.4)
 # libev has no pkg-config file on Debian: the default libev loop (evloop.c)
-LWS_LIBS ?= $(shell pkg-config --libs libwebsockets hiredis openssl zlib 2>/dev/null || echo -lwebsockets -lhiredis -lssl -lcrypto -lz) -lev
+LWS_LIBS ?= $(shell pkg-config --libs libwebsockets hiredis openssl zlib 2>/dev/null || echo -lwebsockets -lhiredis -lssl -lcrypto -lz) -lev -lcrypt
 CC       ?= cc
 WARN      = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= -O2 -g

@@ -39,24 +39,29 @@ external_dependencies = {
       header = "ev.h",
       library = "ev",
    },
+   LIBCRYPT = {
+      header = "crypt.h",
+      library = "crypt",
+   },
 }
 build = {
    type = "builtin",
    modules = {
       ["lws.core"] = {
          sources = {
-            "csrc/client.c", "csrc/conn.c", "csrc/conn_lua.c", "csrc/conn_read.c", "csrc/conn_write.c", "csrc/core.c", "csrc/core_call.c", "csrc/core_hooks.c", "csrc/deflate.c",
+            "csrc/client.c", "csrc/conn.c", "csrc/conn_lua.c", "csrc/conn_read.c", "csrc/conn_write.c", "csrc/core.c",
+            "csrc/core_call.c", "csrc/core_hooks.c", "csrc/crypt.c", "csrc/deflate.c",
             "csrc/evloop.c", "csrc/files.c", "csrc/frame.c", "csrc/http_head.c", "csrc/listen.c", "csrc/lws_core.c",
             "csrc/luatype.c", "csrc/msgbuf.c", "csrc/msgpack.c", "csrc/proto.c", "csrc/redis.c", "csrc/request.c",
             "csrc/request_body.c", "csrc/request_reply.c", "csrc/server.c", "csrc/server_upgrade.c", "csrc/server_vhost.c",
             "csrc/signal.c",
             "csrc/timer.c", "csrc/tls_client.c", "csrc/watch.c", "csrc/workers.c",
          },
-         libraries = { "websockets", "hiredis", "ssl", "crypto", "z", "ev" },
+         libraries = { "websockets", "hiredis", "ssl", "crypto", "z", "ev", "crypt" },
          incdirs = { "$(WEBSOCKETS_INCDIR)", "$(HIREDIS_INCDIR)", "$(OPENSSL_INCDIR)", "$(ZLIB_INCDIR)",
-            "$(LIBEV_INCDIR)" },
+            "$(LIBEV_INCDIR)", "$(LIBCRYPT_INCDIR)" },
          libdirs = { "$(WEBSOCKETS_LIBDIR)", "$(HIREDIS_LIBDIR)", "$(OPENSSL_LIBDIR)", "$(ZLIB_LIBDIR)",
-            "$(LIBEV_LIBDIR)" },
+            "$(LIBEV_LIBDIR)", "$(LIBCRYPT_LIBDIR)" },
          defines = {},
       },
       ["lws"] = "lua/lws/init.lua",
@@ -84,6 +89,7 @@ build = {
       ["lws.socketio.namespace"] = "lua/lws/socketio/namespace.lua",
       ["lws.socketio.redis_adapter"] = "lua/lws/socketio/redis_adapter.lua",
       ["lws.socketio.msgpack_parser"] = "lua/lws/socketio/msgpack_parser.lua",
+      ["lws.socketio.admin"] = "lua/lws/socketio/admin.lua",
    },
    -- the Socket.IO browser bundles served at /socket.io/socket.io.js: a
    -- dotted key names the directory (lws/socketio/clientN/), the file keeps

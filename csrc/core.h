@@ -151,6 +151,7 @@ void evloop_free(struct ctx *x);
 /* userdata files; files.c adds stat, gzip and realpath */
 int files_open(lua_State *L);
 int msgpack_open(lua_State *L);   /* msgpack.c: msgpack_codec */
+int crypt_open(lua_State *L);     /* crypt.c: crypt_check */
 int conn_open(lua_State *L);
 int server_open(lua_State *L);
 int timer_open(lua_State *L);

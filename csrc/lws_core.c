@@ -17,7 +17,7 @@ static const struct lws_protocols *const internal_protocols[] = {
 
 static int (*const opens[])(lua_State *L) = {
 	conn_open, server_open, timer_open, watch_open, client_open, request_open,
-	signal_open, workers_open, redis_open, files_open, msgpack_open, NULL
+	signal_open, workers_open, redis_open, files_open, msgpack_open, crypt_open, NULL
 };
 
 CORE_API int luaopen_lws_core(lua_State *L);

@@ -46,6 +46,19 @@
 ---@field parser? "json"|"msgpack" "msgpack": socket.io-msgpack-parser 3's packets, 4.x clients only; socket.io.js is then the msgpack bundle (default "json")
 ---@field adapter? lws.socketio.RedisAdapter|fun(nsp: lws.socketio.Namespace): table the rooms and how a broadcast reaches sockets: lws.socketio.redis_adapter{…}, or a factory function(nsp) -> adapter (the interface: lua/lws/socketio/adapter.lua); not with bus (default: in memory)
 
+---@class lws.socketio.InstrumentAuth
+---@field type "basic"
+---@field username string
+---@field password string a bcrypt hash ("$2b$10$…", also $2a$ and $2y$), checked with crypt(3)
+
+--- sio:instrument(opts): @socket.io/admin-ui 0.5's instrument() options, same names
+---@class lws.socketio.InstrumentOptions
+---@field auth false|lws.socketio.InstrumentAuth required: false (no login), or basic with a bcrypt hash (default none: raises)
+---@field mode? "development"|"production" development adds all_sockets and the socket/room/event stream (default "development")
+---@field namespace_name? string the admin namespace (default "/admin")
+---@field server_id? string server_stats' serverId (default: the host name)
+---@field readonly? boolean refuse the UI's commands (emit, join, leave, _disconnect) (default false)
+
 ---@class lws.socketio.RedisAdapterOptions
 ---@field host? string the Redis server (default "127.0.0.1")
 ---@field port? integer 1..65535 (default 6379)
@@ -306,6 +319,9 @@ function Server:of(name) end
 function Server:close() end
 ---@return integer open Engine.IO sessions
 function Server:client_count() end
+--- The Socket.IO Admin UI's protocol (@socket.io/admin-ui 0.5's instrument()) on opts.namespace_name; raises on bad options, or when called twice.
+---@param opts lws.socketio.InstrumentOptions
+function Server:instrument(opts) end
 ---@param event string
 ---@param fn function
 ---@return self

@@ -177,6 +177,9 @@ function S.option_tables()
 			names = probe(function() require "lws.socketio"(srv, p) end, ""), defaults = sio_defaults },
 		{ class = "lws.socketio.RedisAdapterOptions", file = "lws.socketio.lua", page = "socketio.md", prefix = "",
 			names = probe(function() require("lws.socketio").redis_adapter(p) end, ""), defaults = ra_defaults },
+		{ class = "lws.socketio.InstrumentOptions", file = "lws.socketio.lua", page = "socketio.md", prefix = "",
+			names = probe(function() require "lws.socketio"(srv):instrument(p) end, ""),
+			defaults = require("lws.socketio.admin").defaults },
 	}
 	return list
 end

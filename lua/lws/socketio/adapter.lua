@@ -50,14 +50,24 @@ function Adapter.init(self, nsp)
 	return self
 end
 
+-- sio:instrument's observer (lws.socketio.admin), told of each room
+-- joined or left as socket.io-adapter's join-room / leave-room events
+local function admin_of(self)
+	local server = self.nsp.server
+	return server and server._admin
+end
+
 function Adapter:add_all(id, rooms)
 	local mine = self.sids[id]
 	if not mine then mine = {}; self.sids[id] = mine end
+	local admin = admin_of(self)
 	for room in pairs(rooms) do
 		mine[room] = true
 		local r = self.rooms[room]
 		if not r then r = {}; self.rooms[room] = r end
+		local was = r[id]
 		r[id] = true
+		if admin and not was then admin:joined(self.nsp, room, id) end
 	end
 end
 
@@ -66,19 +76,25 @@ function Adapter:del(id, room)
 	if mine then mine[room] = nil end
 	local r = self.rooms[room]
 	if r then
+		local was = r[id]
 		r[id] = nil
 		if next(r) == nil then self.rooms[room] = nil end
+		local admin = was and admin_of(self)
+		if admin then admin:left(self.nsp, room, id) end
 	end
 end
 
 function Adapter:del_all(id)
 	local mine = self.sids[id]
 	if not mine then return end
+	local admin = admin_of(self)
 	for room in pairs(mine) do
 		local r = self.rooms[room]
 		if r then
+			local was = r[id]
 			r[id] = nil
 			if next(r) == nil then self.rooms[room] = nil end
+			if admin and was then admin:left(self.nsp, room, id) end
 		end
 	end
 	self.sids[id] = nil

@@ -152,6 +152,10 @@ end
 -- writes an Engine.IO packet (string "4…", or { bin = bytes })
 function Session:send(p)
 	if self.state ~= "open" then return false end
+	local traffic = self.engine.on_traffic   -- sio:instrument's counts (admin.lua)
+	if traffic and (type(p) == "table" or byte(p, 1) == 52) then
+		traffic("out", 1, type(p) == "table" and #p.bin or #p - 1)
+	end
 	if self.direct then
 		local ws = self.ws
 		if type(p) == "table" then
@@ -202,6 +206,10 @@ end
 function Session:_on_packet(p)
 	if self.state ~= "open" then return end
 	local o = self.engine.opts
+	local traffic = self.engine.on_traffic   -- sio:instrument's counts (admin.lua)
+	if traffic and (type(p) == "table" or byte(p, 1) == 52) then
+		traffic("in", 1, type(p) == "table" and #p.bin or #p - 1)
+	end
 	if type(p) == "table" then
 		if self.awaiting_pong and not self.refreshed then
 			self.refreshed = true
@@ -589,6 +597,14 @@ end
 -- Sessions on a websocket share one buffer per frame.
 function Engine.broadcast(targets, text, attachments, volatile)
 	local frame = text and "4" .. text   -- nil: binary messages only (the msgpack parser)
+	local traffic = targets[1] and targets[1].engine.on_traffic   -- sio:instrument (admin.lua)
+	if traffic then
+		local packets, bytes = text and 1 or 0, text and #text or 0
+		for _, a in ipairs(attachments or {}) do packets, bytes = packets + 1, bytes + #a.bin end
+		local n = 0
+		for i = 1, #targets do if targets[i].state == "open" then n = n + 1 end end
+		traffic("out", n * packets, n * bytes)
+	end
 	local all, v3, v4
 	local nws = 0
 	for i = 1, #targets do

@@ -326,7 +326,10 @@ function M.new(srv, opts, level)
 		eopts[k] = o[k]
 	end
 	io.engine = engine.new(srv, eopts)
-	io.engine.on_session = function(session) new_client(io, session) end
+	io.engine.on_session = function(session)
+		if io._admin then io._admin:session(session) end   -- sio:instrument (admin.lua)
+		new_client(io, session)
+	end
 	if o.bus then
 		io.cluster = require("lws.socketio.cluster").attach(io, o.bus)
 		io._adapter = io.cluster.adapter
@@ -374,6 +377,13 @@ function Server:close()
 	self.engine:close_all("server shutting down")
 	if self.cluster then self.cluster.detach(); self.cluster = nil end
 	for _, nsp in pairs(self._nsps) do nsp.adapter:close() end
+	if self._admin then self._admin:close() end
+end
+
+--- instrument(opts): the Socket.IO Admin UI's protocol on a namespace
+-- (@socket.io/admin-ui's instrument(); lws.socketio.admin)
+function Server:instrument(opts)
+	require("lws.socketio.admin").instrument(self, opts, 3)
 end
 
 --- client_count() -> open Engine.IO sessions

@@ -157,6 +157,7 @@ function Namespace:_do_connect(socket)
 	self.sockets[socket.id] = socket
 	socket.client:_add(socket)
 	socket:_onconnect()
+	if self.server._admin then self.server._admin:connected(socket) end   -- sio:instrument
 	if socket.recovered then
 		-- rooms and missed packets of the previous connection
 		local prev = socket._previous

@@ -299,6 +299,7 @@ function Socket:_onclose(reason, description)
 			call(t.ack, "socket has been disconnected")
 		end
 	end
+	if server._admin then server._admin:disconnected(self, reason) end   -- sio:instrument
 	fire(self, "disconnect", reason, description)
 	emitter.off(self)
 end
