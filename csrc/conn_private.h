@@ -57,6 +57,7 @@ struct conn {
 	size_t rlen, rcap;
 	struct sendq_entry *q;        /* ring */
 	uint32_t qhead, qcount, qcap;
+	uint32_t q_droppable;         /* droppable messages in q: make_room scans only if any */
 	size_t qbytes;                /* bufferedAmount */
 	char *protocol;               /* negotiated subprotocol, or NULL */
 	char *extra_headers;          /* handshake response headers from Lua */

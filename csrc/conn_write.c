@@ -49,6 +49,7 @@ conn_sendq_clear(struct conn *c)
 	c->q = NULL;
 	c->qhead = c->qcap = 0;
 	c->qbytes = 0;
+	c->q_droppable = 0;
 }
 
 /* the head message m has left whole: its last `counted` bytes were not
@@ -61,6 +62,7 @@ sendq_pop(struct conn *c, struct msgbuf *m, size_t counted)
 	c->msgs_out++;
 	c->qhead = (c->qhead + 1) % c->qcap;
 	c->qcount--;
+	c->q_droppable -= m->droppable;
 	msgbuf_unref(m);
 }
 
@@ -202,6 +204,7 @@ conn_queue(struct conn *c, struct msgbuf *m)
 	c->q[(c->qhead + c->qcount) % c->qcap].off = 0;
 	c->qcount++;
 	c->qbytes += m->len;
+	c->q_droppable += m->droppable;
 	if (c->qcount == 1)
 		conn_want_write(c);
 	return 0;
@@ -219,6 +222,7 @@ conflate(struct conn *c, struct msgbuf *m)
 
 		if (e->off == 0 && e->m->key && !strcmp(e->m->key, m->key)) {
 			c->qbytes = c->qbytes - e->m->len + m->len;
+			c->q_droppable = c->q_droppable - e->m->droppable + m->droppable;
 			msgbuf_unref(e->m);
 			e->m = m;
 			return 1;
@@ -227,13 +231,15 @@ conflate(struct conn *c, struct msgbuf *m)
 	return 0;
 }
 
-/* Evict the oldest droppable, not yet started messages until m fits. */
+/* Evict the oldest droppable, not yet started messages until m fits. A
+ * queue with none is not scanned: a slow reader's full queue of messages
+ * that may not be dropped would make every send O(queue length). */
 static int
 make_room(struct conn *c, size_t need)
 {
 	uint32_t i = 0;
 
-	while (c->qbytes && c->qbytes + need > c->max_queue && i < c->qcount) {
+	while (c->q_droppable && c->qbytes && c->qbytes + need > c->max_queue && i < c->qcount) {
 		struct sendq_entry *e = &c->q[(c->qhead + i) % c->qcap];
 		uint32_t j;
 
@@ -242,6 +248,7 @@ make_room(struct conn *c, size_t need)
 			continue;
 		}
 		c->qbytes -= e->m->len;
+		c->q_droppable--;
 		msgbuf_unref(e->m);
 		for (j = i; j + 1 < c->qcount; j++)
 			c->q[(c->qhead + j) % c->qcap] = c->q[(c->qhead + j + 1) % c->qcap];

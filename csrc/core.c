@@ -40,17 +40,37 @@ create_on_libev(struct ctx *x, struct lws_context_creation_info *info)
 	return 0;
 }
 
-static void
-raise_fd_limit(void)
+/* The descriptor limit the lws context is created with: each connection
+ * needs one, and lws sizes its fd table (lws_lookup) from RLIMIT_NOFILE.
+ * But lws 4.1.6 is built with _DEBUG on Debian, and then every close of a
+ * socket walks that whole table (plat/unix/unix-fds.c
+ * sanity_assert_no_sockfd_traces, from __lws_close_free_wsi_final): with
+ * 20,000 entries that was 45% of the server's instructions per
+ * connection when connections come and go (callgrind, bench/README.md
+ * "Connection rate"), and a systemd service's hard limit of 524,288
+ * would make each close cost milliseconds. So the table is as big as
+ * asked (configure{ max_fds }: the soft limit is set to it), else the
+ * soft limit is raised to 65,536 (or the hard limit, if lower), never
+ * lowered: a limit the user set with ulimit -n stays. */
+#define FD_LIMIT_DEFAULT 65536
+
+static int
+set_fd_limit(struct ctx *x)
 {
 	struct rlimit r;
+	rlim_t want = x->max_fds ? (rlim_t)x->max_fds : FD_LIMIT_DEFAULT;
 
-	/* 10,000 connections need 10,000 descriptors; lws sizes its fd table
-	 * from this limit when the context is created */
-	if (!getrlimit(RLIMIT_NOFILE, &r) && r.rlim_cur < r.rlim_max) {
-		r.rlim_cur = r.rlim_max > 1048576 ? 1048576 : r.rlim_max;
+	if (getrlimit(RLIMIT_NOFILE, &r))
+		return 0;
+	if (!x->max_fds && r.rlim_cur > want)
+		want = r.rlim_cur;
+	if (want > r.rlim_max)
+		want = r.rlim_max;
+	if (r.rlim_cur != want) {
+		r.rlim_cur = want;
 		setrlimit(RLIMIT_NOFILE, &r);
 	}
+	return (int)want;
 }
 
 static int
@@ -60,7 +80,7 @@ ctx_create_lws(struct ctx *x)
 	struct lws_context_creation_info vinfo;
 	int i;
 
-	raise_fd_limit();
+	x->fd_limit = set_fd_limit(x);
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
 		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
@@ -396,6 +416,10 @@ l_stats(lua_State *L)
 	lua_setfield(L, -2, "running");
 	lua_pushstring(L, loop_names[x->loop_kind]);
 	lua_setfield(L, -2, "loop");
+	if (x->lws) {
+		lua_pushinteger(L, x->fd_limit);
+		lua_setfield(L, -2, "max_fds");
+	}
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
 	{
 		/* the C heap of the whole process: what is allocated, and what
@@ -416,13 +440,24 @@ l_stats(lua_State *L)
 static int
 l_configure(lua_State *L)
 {
-	static const char *const fields[] = { "loop", NULL };
+	static const char *const fields[] = { "loop", "max_fds", NULL };
 	struct ctx *x = core_state(L);
 	const char *loop;
 	int kind;
 
 	luaL_checktype(L, 1, LUA_TTABLE);
 	core_check_fields(L, 1, fields);
+	lua_getfield(L, 1, "max_fds");
+	if (!lua_isnil(L, -1)) {
+		int n = (int)core_opt_int_field(L, 1, "max_fds", 0, 64, 1 << 24);
+
+		if (x->lws && n != x->fd_limit)
+			return luaL_error(L, "configure: max_fds is fixed once the context exists "
+					  "(configure before the first server, client or timer, or "
+					  "after lws.shutdown())");
+		x->max_fds = n;
+	}
+	lua_pop(L, 1);
 	loop = core_opt_str_field(L, 1, "loop", NULL);
 	if (!loop)
 		return 0;

@@ -93,6 +93,8 @@ struct ctx {
 	lws_sorted_usec_list_t sul_deferred; /* runs deferred work on the next turn */
 	int loop_kind;                       /* core.c's CORE_LOOP_*: chosen before the context exists */
 	int loop_chosen;                     /* by LWS_LUA_LOOP or configure: no fallback */
+	int max_fds;                         /* configure{ max_fds }, 0: the default */
+	int fd_limit;                        /* RLIMIT_NOFILE the lws context was made with */
 	int quiet;                           /* drop lws's log lines (a tried loop failing) */
 	struct evloop *ev;                   /* the libev backend's state, or NULL */
 	struct deferred *deferred_head, *deferred_tail;

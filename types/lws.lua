@@ -137,10 +137,11 @@ function lws.shutdown() end
 ---@field loop "libev"|"poll" the loop that runs
 ---@field heap_in_use integer bytes allocated (glibc)
 ---@field heap_held integer bytes malloc holds from the kernel
+---@field max_fds integer? the descriptor limit the context was created with (once it exists)
 
 ---@return lws.Stats
 function lws.stats() end
----@param opts { loop: "libev"|"poll" } before the first server, client or timer (raises once another loop runs)
+---@param opts { loop?: "libev"|"poll", max_fds?: integer } before the first server, client or timer (raises once the context exists and differs)
 function lws.configure(opts) end
 ---@return number ms monotonic milliseconds
 function lws.now() end
