@@ -1,6 +1,7 @@
 /* server_private.h: struct server and struct server_vhost, and what the
- * files of a server share: csrc/server.c (the object, its callbacks, its
- * Lua API), server_upgrade.c (the upgrade), server_vhost.c (its vhosts) */
+ * files of a server share: csrc/server.c (the object's lifetime, its
+ * callbacks), server_lua.c (its Lua API), server_upgrade.c (the upgrade),
+ * server_vhost.c (its vhosts) */
 #ifndef LWS_LUA_SERVER_PRIVATE_H
 #define LWS_LUA_SERVER_PRIVATE_H
 
@@ -58,6 +59,16 @@ struct server {
 };
 
 
+/* server.c: the object's lifetime: a closing server is finished once
+ * its listener and every wsi are gone (try_finish); sweep runs our
+ * LWS_CALLBACK_USER over its wsi (force: drop them all, else the idle
+ * ones); server_force_close is the grace period's end; h2_requests_done its
+ * requests' owner call; header_overflow the log hook (core_on_log) */
+void server_try_finish(struct server *s);
+void server_sweep(struct server *s, int force);
+void server_force_close(lws_sorted_usec_list_t *sul);
+void server_h2_requests_done(void *home);
+void server_header_overflow(struct ctx *x, int level, const char *line);
 /* server.c: lws's callback for every wsi of our server vhosts */
 int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 		    size_t len);

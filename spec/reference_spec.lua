@@ -124,7 +124,7 @@ describe("docs/reference", function()
 		{ "lua/lws/websocket.lua", 'return nil, [^\n]-, "([%w-]+)"', { "client.md" } },
 		{ "csrc/conn_lua.c", 'core_push_error%(L, "[^"]*", "(%w+)"%)', { "connection.md" } },
 		{ "csrc/request.c", 'core_push_error%(L, "[^"]*", "(%w+)"%)', { "http.md" } },
-		{ "csrc/server.c", 'core_push_error%(L, [^,]+, "(%w+)"%)', { "server.md" } },
+		{ "csrc/server_lua.c", 'core_push_error%(L, [^,]+, "(%w+)"%)', { "server.md" } },
 		{ "lua/lws/redis.lua", 'nil, "[^"]*", "(%w+)"', { "redis.md" } },
 		{ "lua/lws/redis.lua", 'refuse%(c, "[^"]*", "(%w+)"%)', { "redis.md" } },
 		{ "lua/lws/bus.lua", 'nil, "[^"]*", "(%w+)"', { "bus.md" } },
