@@ -2,7 +2,7 @@
 status of a program in its own process (without our ASan preload), waited
 for on the loop, so a server in this process keeps answering it: its stdout
 comes back over a TCP connection whose end says it is done (the status file
-is written before that end). The same as spec/https_spec.lua's. ]==]
+is written before that end). ]==]
 local H = require "helper"
 local lws = require "lws"
 local socket = require "socket"
