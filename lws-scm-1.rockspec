@@ -51,7 +51,7 @@ build = {
          sources = {
             "csrc/client.c", "csrc/conn.c", "csrc/conn_lua.c", "csrc/conn_read.c", "csrc/conn_write.c", "csrc/core.c",
             "csrc/core_call.c", "csrc/core_hooks.c", "csrc/crypt.c", "csrc/deflate.c",
-            "csrc/evloop.c", "csrc/files.c", "csrc/frame.c", "csrc/http_head.c", "csrc/listen.c", "csrc/lws_core.c",
+            "csrc/evloop.c", "csrc/files.c", "csrc/frame.c", "csrc/http2.c", "csrc/http_head.c", "csrc/listen.c", "csrc/lws_core.c",
             "csrc/luatype.c", "csrc/msgbuf.c", "csrc/msgpack.c", "csrc/proto.c", "csrc/redis.c", "csrc/request.c",
             "csrc/request_body.c", "csrc/request_reply.c", "csrc/server.c", "csrc/server_lua.c", "csrc/server_upgrade.c", "csrc/server_vhost.c",
             "csrc/signal.c",
