@@ -203,9 +203,7 @@ function server_events.upgrade(srv, ws, req)
 	local wf = ws:fields()
 	wf._server = srv
 	wf._endpoint = ep
-	-- until the "connection" event, on the server: a key of the connection's
-	-- own field table would stay allocated (memory per connection)
-	f._upgrading[ws] = req
+	wf._req = req   -- until the "connection" event (its slot is _ev's then)
 	return true, chosen, nil
 end
 
@@ -248,8 +246,8 @@ function conn_events.open(ws)
 	local sf = srv:fields()
 	f._app_heartbeat = sf.options.app_heartbeat
 	refresh_fast_path(ws)
-	local req = sf._upgrading[ws]
-	sf._upgrading[ws] = nil
+	local req = f._req
+	f._req = nil
 	emit(srv, "connection", ws, req)
 	local ep = f._endpoint
 	if ep and ws.readyState == 1 then ep.on_connection(ws, req) end
@@ -372,7 +370,6 @@ function M.new(opts)
 	local f = srv:fields()
 	f.options = opts
 	f.clients = clients_view(srv)
-	f._upgrading = setmetatable({}, { __mode = "k" })   -- upgrade hook -> "connection"
 	f.closes = {}
 	if opts.workers then
 		-- a worker: SIGTERM from the supervisor closes with 1001 and exits
