@@ -49,6 +49,34 @@ home_server(struct lws *wsi)
 	return NULL;
 }
 
+/* Out of descriptors (EMFILE/ENFILE, max_fds reached): the pending
+ * connection stays queued and the listener readable, so accepting on
+ * would spin the loop and the log. As nginx does, the listener is not
+ * watched for ACCEPT_PAUSE, then tried again; said once per episode. */
+#define ACCEPT_PAUSE ((lws_usec_t)250 * LWS_US_PER_MS)
+
+static void
+accept_resume(lws_sorted_usec_list_t *sul)
+{
+	struct server *s = lws_container_of(sul, struct server, sul_accept);
+
+	if (s->listen_wsi && s->fd >= 0 && !s->closing)
+		lws_rx_flow_control(s->listen_wsi, 1);
+}
+
+static void
+accept_pause(struct server *s)
+{
+	if (!s->accept_paused)
+		core_report(s->ctx, "accept: out of file descriptors (lws.configure{ max_fds }, "
+			    "ulimit -n): new connections wait in the backlog until some close");
+	s->accept_paused = 1;
+	if (s->listen_wsi && s->ctx->lws) {
+		lws_rx_flow_control(s->listen_wsi, 0);
+		lws_sul_schedule(s->ctx->lws, 0, &s->sul_accept, accept_resume, ACCEPT_PAUSE);
+	}
+}
+
 /* The listener is readable: accept what is pending and hand each socket
  * to lws. Bounded per turn so a connection storm cannot starve others. */
 static void
@@ -62,9 +90,10 @@ server_accept(struct server *s)
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
-				core_report(s->ctx, "accept: out of file descriptors");
+				accept_pause(s);
 			break;   /* EAGAIN, or a transient error: poll tells us again */
 		}
+		s->accept_paused = 0;
 		if (s->closing) {
 			close(fd);
 			continue;
@@ -185,8 +214,10 @@ server_finished(struct server *s)
 	if (s->finished || s->n_wsi || s->fd >= 0)
 		return;
 	s->finished = 1;
-	if (x->lws)
+	if (x->lws) {
 		lws_sul_cancel(&s->sul_force);
+		lws_sul_cancel(&s->sul_accept);
+	}
 	if (s->self_ref != LUA_NOREF) {
 		if (core_dispatch_prepare(x, s->self_ref, "close") == 0)
 			core_call(x, 2, 0);

@@ -51,6 +51,8 @@ struct server {
 	int8_t pmd_level, pmd_mem_level;
 	char *iface;
 	lws_sorted_usec_list_t sul_force;
+	lws_sorted_usec_list_t sul_accept;   /* accepting again after EMFILE (csrc/server.c) */
+	uint8_t accept_paused;        /* in an out-of-descriptors episode */
 	/* counters for server:stats() */
 	uint64_t n_accepted, n_refused, n_http;
 	int n_h2_requests;            /* requests in flight on h2 streams (csrc/http2.c) */
