@@ -33,21 +33,30 @@ conn_new(lua_State *L, struct ctx *x, const struct conn_owner *o)
 	c->self_ref = LUA_NOREF;
 	c->state = CONN_CONNECTING;
 	c->owner = o->data;
-	c->home = o->home;
+	c->homed = !!o->homed;
 	c->gone = o->gone;
 	c->max_message = o->max_message;
 	c->max_queue = o->max_queue;
-	c->close_timeout = o->close_timeout;
-	c->close_on_full = o->close_on_full;
+	c->close_timeout = (uint16_t)o->close_timeout;   /* 1..3600: checked by the owner */
+	c->close_on_full = !!o->close_on_full;
 	c->is_client = o->is_client;
 	luaL_setmetatable(L, CONN_MT);
 	return c;
 }
 
+/* NULL once the connection's close has been reported: the owner may be
+ * gone then (a client's handshake state is freed by its gone call, a
+ * server may be collected while a closed connection is still held) */
 void *
 conn_owner_data(const struct conn *c)
 {
 	return c->owner;
+}
+
+int
+conn_is_client(const struct conn *c)
+{
+	return c->is_client;
 }
 
 /* pins the userdata on top of the stack while lws may hand us its wsi */
@@ -149,9 +158,15 @@ conn_protocol(const struct conn *c)
 void
 conn_set_deflate(struct conn *c, struct pmd *z)
 {
-	pmd_free(c->z);
-	c->z = z;
-	c->pmd = z != NULL;
+	conn_z_free(c);
+	if (!z)
+		return;
+	c->z = calloc(1, sizeof(*c->z));
+	if (!c->z) {
+		pmd_free(z);   /* no memory: the connection goes on uncompressed */
+		return;
+	}
+	c->z->pmd = z;
 }
 
 int
@@ -320,19 +335,16 @@ conn_finalize(struct conn *c, const char *why)
 	int clean = 0, ref = c->self_ref;
 
 	conn_flush_unlist(c);
-	lws_sul_cancel(&c->sul_drain);   /* a node of the context's timer list */
-	pmd_free(c->z);
-	c->z = NULL;
+	conn_drain_cancel(c);
+	conn_z_free(c);
 	frame_rx_free(&c->fr);
 	tls_client_free(c->tls);
 	c->tls = NULL;
-	free(c->ztx);
-	c->ztx = NULL;
 	if (c->state == CONN_CLOSED && !c->wsi)
 		return;
 	/* a server-side wsi stays homed at its server until WSI_DESTROY */
 	if (c->wsi)
-		lws_set_opaque_user_data(c->wsi, c->home);
+		lws_set_opaque_user_data(c->wsi, c->homed ? c->owner : NULL);
 	c->wsi = NULL;
 	if (c->got_peer_close) {
 		code = c->peer_code;
@@ -368,6 +380,7 @@ conn_finalize(struct conn *c, const char *why)
 		conn_reason_set(&c->close_reason, NULL, 0);
 		conn_reason_set(&c->peer_reason, NULL, 0);
 		c->close_reason_len = c->peer_reason_len = 0;
+		c->owner = NULL;   /* conn_owner_data */
 	}
 	if (c->self_ref != LUA_NOREF) {
 		x->n_conns--;

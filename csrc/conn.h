@@ -23,8 +23,9 @@ enum conn_state { CONN_CONNECTING = 0, CONN_OPEN = 1, CONN_CLOSING = 2, CONN_CLO
 /* Who owns a connection, and its limits: given once, to conn_new */
 struct conn_owner {
 	void *data;                   /* the owner's: conn_owner_data() */
-	void *home;                   /* the wsi's opaque pointer once the connection is done
-				       * (a server's wsi stays homed at its server) */
+	uint8_t homed;                /* once the connection is done, the wsi's opaque
+				       * pointer is data (a server's wsi stays homed at
+				       * its server until WSI_DESTROY), else NULL */
 	void (*gone)(struct conn *c); /* the connection is closed: called once */
 	size_t max_message;
 	size_t max_queue;
@@ -41,7 +42,8 @@ struct conn_counts {
 /* ---- life ---- */
 struct conn *conn_new(lua_State *L, struct ctx *x, const struct conn_owner *o);   /* pushes it */
 struct conn *conn_check(lua_State *L, int idx);
-void *conn_owner_data(const struct conn *c);
+void *conn_owner_data(const struct conn *c);         /* NULL after the close event */
+int conn_is_client(const struct conn *c);
 void conn_attach(struct conn *c, struct lws *wsi);    /* pin + opaque pointer */
 void conn_pin(struct conn *c);                        /* the userdata on top of the stack */
 struct lws **conn_wsi_slot(struct conn *c);           /* lws_client_connect_info.pwsi */

@@ -20,6 +20,16 @@
  * after what was queued before the error (DRAIN, own framing) */
 enum { FAIL_DROP = 1, FAIL_DRAIN = 2 };
 
+/* permessage-deflate of one connection: lws_lua's deflater and inflater
+ * (csrc/deflate.c) and the message being compressed or inflated; on the
+ * heap only for a connection that negotiated the extension */
+struct conn_z {
+	struct pmd *pmd;
+	unsigned char *tx;            /* the compressed message being written */
+	size_t tx_len, tx_off;
+	uint8_t first, binary;        /* the inflated message being read */
+};
+
 struct sendq_entry {
 	struct msgbuf *m;
 	size_t off;                   /* bytes of m already handed to lws */
@@ -27,13 +37,13 @@ struct sendq_entry {
 
 struct conn {
 	int kind;                     /* KIND_CONN */
+	int self_ref;                 /* pins the userdata while wsi lives */
 	struct lws *wsi;              /* NULL once lws has closed it */
 	struct ctx *ctx;
-	void *owner, *home;           /* struct conn_owner's data and home (csrc/conn.h) */
+	void *owner;                  /* struct conn_owner's data (csrc/conn.h) */
 	void (*gone)(struct conn *c); /* the owner's: the connection is closed */
 	struct conn *prev, *next;     /* the owner's list (conn_list_add) */
 	struct conn *flush_prev, *flush_next;   /* ctx's list to write before the poll */
-	int self_ref;                 /* pins the userdata while wsi lives */
 	uint8_t state;
 	uint8_t is_client;
 	uint8_t rx_binary;
@@ -42,42 +52,47 @@ struct conn {
 	uint8_t close_sent;
 	uint8_t got_peer_close;
 	uint8_t ping_pending;         /* Pings queued in pings (at most CONN_PINGS_MAX) */
-	uint8_t pmd;                  /* permessage-deflate negotiated */
-	uint8_t linked;               /* on its owner's list */
-	uint8_t close_on_full;        /* slow_consumer = "close" */
-	uint8_t flush_listed;         /* on ctx->flush_head's list */
+	uint8_t linked : 1;           /* on its owner's list */
+	uint8_t close_on_full : 1;    /* slow_consumer = "close" */
+	uint8_t flush_listed : 1;     /* on ctx->flush_head's list */
+	uint8_t homed : 1;            /* struct conn_owner's */
+	uint8_t own;                  /* this connection's frames are ours */
+	uint8_t raw;                  /* lws moved its wsi to the raw role */
+	uint8_t pong_pending;         /* Pongs owed in pongs */
 	uint8_t close_reason_len, peer_reason_len;
 	uint16_t close_code;          /* what we send / report for our close */
 	uint16_t peer_code;
+	uint16_t close_timeout;       /* seconds, 1..3600 */
 	uint32_t utf8_state;
-	int close_timeout;            /* seconds */
 	size_t max_message;
 	size_t max_queue;
-	char *rbuf;                   /* message being reassembled */
+	/* one slot, two uses that never overlap: the header lines for the 101
+	 * while CONNECTING (conn_set_reply_headers), the message being
+	 * reassembled once open. Freed as rbuf. */
+	union {
+		char *rbuf;
+		char *extra_headers;
+	};
 	size_t rlen, rcap;
 	struct sendq_entry *q;        /* ring */
 	uint32_t qhead, qcount, qcap;
 	uint32_t q_droppable;         /* droppable messages in q: make_room scans only if any */
 	size_t qbytes;                /* bufferedAmount */
 	char *protocol;               /* negotiated subprotocol, or NULL */
-	char *extra_headers;          /* handshake response headers from Lua */
 	/* heap copies, NULL until there is one (an idle connection carries
 	 * no close reason): conn_reason_set */
 	char *close_reason, *peer_reason;
-	struct conn_ping *pings, *pings_tail;   /* ping() calls not yet written, in order */
+	/* ping() calls not yet written, and answers owed to the peer's
+	 * Pings, in order; no tail pointers: each list holds at most 16 */
+	struct conn_ping *pings, *pongs;
 	/* own framing (server connections): we parse and write the frames
 	 * ourselves over lws's byte stream (csrc/frame.c) */
-	uint8_t own;                  /* this connection's frames are ours */
-	uint8_t raw;                  /* lws moved its wsi to the raw role */
-	uint8_t pong_pending;         /* Pongs owed in pongs */
-	struct conn_ping *pongs, *pongs_tail;   /* answers to the peer's Pings, in order */
 	struct frame_rx fr;
-	struct pmd *z;                /* permessage-deflate, our own (csrc/deflate.c) */
-	unsigned char *ztx;           /* the compressed message being written */
-	size_t ztx_len, ztx_off;
-	uint8_t z_first, z_binary;    /* the inflated message being read */
+	struct conn_z *z;             /* permessage-deflate, or NULL */
 	struct tls_client *tls;       /* wss:// client: our TLS over the raw socket */
-	lws_sorted_usec_list_t sul_drain;   /* own_drain's retry before the raw role */
+	/* own_drain's retry before the raw role: on the heap while armed
+	 * (rare: the peer reads slower than the 101 and first frames leave) */
+	lws_sorted_usec_list_t *sul_drain;
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
 	lws_usec_t last_rx;           /* anything from the peer (heartbeat) */
 	uint64_t drops;               /* messages refused or evicted (queue full) */
@@ -101,6 +116,12 @@ struct conn_ping {
 /* conn_write.c: *dst = a NUL-terminated copy of p[0..n) (n <= 123), or NULL
  * when n is 0 or memory is short; returns the length kept */
 uint8_t conn_reason_set(char **dst, const void *p, size_t n);
+/* conn_write.c: append p to the list at *head */
+void conn_ping_append(struct conn_ping **head, struct conn_ping *p);
+/* conn_write.c: free the connection's deflate state */
+void conn_z_free(struct conn *c);
+/* conn_write.c: disarm and free own_drain's retry timer */
+void conn_drain_cancel(struct conn *c);
 /* conn_write.c */
 void conn_fail(struct conn *c, uint16_t code, const char *reason);
 int conn_queue(struct conn *c, struct msgbuf *m);

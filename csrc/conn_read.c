@@ -48,16 +48,18 @@ deliver(struct conn *c, const char *p, size_t len)
 	if (x->finalizing)
 		return;
 	/* fast path: the Lua layer names the one "message" handler of a
-	 * server connection (conn_message_handler); call it directly */
+	 * server connection (conn_message_handler); call it directly, as
+	 * handler(data, is_binary, ws) like lua/lws/server.lua's emit */
 	if (!lua_checkstack(L, 8))
 		return;
 	top = lua_gettop(L);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
 	if (lua_getiuservalue(L, top + 1, 2) == LUA_TFUNCTION) {
-		lua_replace(L, top + 1);
+		lua_insert(L, top + 1);               /* fn, ws */
 		lua_pushlstring(L, p, len);
 		lua_pushboolean(L, c->rx_binary);
-		if (core_call(x, 2, 0))
+		lua_rotate(L, top + 2, -1);          /* fn, data, is_binary, ws */
+		if (core_call(x, 3, 0))
 			conn_fail(c, 1011, "internal error");
 		return;
 	}
@@ -181,8 +183,8 @@ own_inflated(void *ud, const unsigned char *p, size_t n)
 {
 	struct conn *c = ud;
 
-	rx_data(c, p, n, c->z_first, 0, c->z_binary, 0);
-	c->z_first = 0;
+	rx_data(c, p, n, c->z->first, 0, c->z->binary, 0);
+	c->z->first = 0;
 	return c->rx_failed || c->state != CONN_OPEN;
 }
 
@@ -198,16 +200,16 @@ own_data(void *ud, unsigned char *p, size_t n, int first, int final, int binary,
 	if (c->state != CONN_OPEN || c->rx_failed)
 		return 0;
 	if (first) {
-		c->z_first = 1;
-		c->z_binary = (uint8_t)!!binary;
+		c->z->first = 1;
+		c->z->binary = (uint8_t)!!binary;
 	}
-	rc = pmd_inflate(c->z, p, n, final, own_inflated, c);
+	rc = pmd_inflate(c->z->pmd, p, n, final, own_inflated, c);
 	if (rc == PMD_BAD)
 		protocol_error(c, 1007, "invalid compressed data");
 	else if (rc == PMD_NOMEM)
 		conn_fail(c, 1011, "out of memory");
 	else if (final && rc == 0)
-		rx_data(c, "", 0, c->z_first, 1, c->z_binary, 0);
+		rx_data(c, "", 0, c->z->first, 1, c->z->binary, 0);
 	return 0;
 }
 
@@ -219,21 +221,14 @@ own_pong_owed(struct conn *c, const unsigned char *p, size_t n)
 	if (c->pong_pending >= CONN_PONGS_MAX) {
 		pong = c->pongs;   /* reuse the oldest: the newest Pings are answered */
 		c->pongs = pong->next;
-		if (!c->pongs)
-			c->pongs_tail = NULL;
 		c->pong_pending--;
 	} else if (!(pong = malloc(sizeof(*pong)))) {
 		conn_fail(c, 1011, "out of memory");
 		return;
 	}
-	pong->next = NULL;
 	pong->len = (uint8_t)n;
 	memcpy(pong->buf + LWS_PRE, p, n);
-	if (c->pongs_tail)
-		c->pongs_tail->next = pong;
-	else
-		c->pongs = pong;
-	c->pongs_tail = pong;
+	conn_ping_append(&c->pongs, pong);
 	c->pong_pending++;
 	conn_want_write(c);
 }

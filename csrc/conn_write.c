@@ -15,7 +15,7 @@
 static int conn_writeable(struct conn *c);
 
 static void
-ping_list_free(struct conn_ping **head, struct conn_ping **tail, uint8_t *count)
+ping_list_free(struct conn_ping **head, uint8_t *count)
 {
 	while (*head) {
 		struct conn_ping *p = *head;
@@ -23,16 +23,35 @@ ping_list_free(struct conn_ping **head, struct conn_ping **tail, uint8_t *count)
 		*head = p->next;
 		free(p);
 	}
-	*tail = NULL;
 	*count = 0;
+}
+
+void
+conn_ping_append(struct conn_ping **head, struct conn_ping *p)
+{
+	p->next = NULL;
+	while (*head)
+		head = &(*head)->next;
+	*head = p;
+}
+
+void
+conn_z_free(struct conn *c)
+{
+	if (!c->z)
+		return;
+	pmd_free(c->z->pmd);
+	free(c->z->tx);
+	free(c->z);
+	c->z = NULL;
 }
 
 /* what ping() queued and the Pongs still owed */
 void
 conn_pings_clear(struct conn *c)
 {
-	ping_list_free(&c->pings, &c->pings_tail, &c->ping_pending);
-	ping_list_free(&c->pongs, &c->pongs_tail, &c->pong_pending);
+	ping_list_free(&c->pings, &c->ping_pending);
+	ping_list_free(&c->pongs, &c->pong_pending);
 }
 
 /* ---- send queue ------------------------------------------------------ */
@@ -495,13 +514,9 @@ own_write_controls(struct conn *c)
 		used += put_frame(c, out + used, 1, 0, pong ? 10 : 9, p->buf + LWS_PRE, p->len);
 		if (pong) {
 			c->pongs = p->next;
-			if (!c->pongs)
-				c->pongs_tail = NULL;
 			c->pong_pending--;
 		} else {
 			c->pings = p->next;
-			if (!c->pings)
-				c->pings_tail = NULL;
 			c->ping_pending--;
 		}
 		free(p);
@@ -549,19 +564,21 @@ own_write_compressed(struct conn *c, struct sendq_entry *e)
 	size_t chunk, hl;
 	int first, last;
 
-	if (!c->ztx) {
-		if (pmd_compress(c->z, m->data + LWS_PRE, m->len, FRAME_HEADER_MAX, &c->ztx,
-				 &c->ztx_len))
+	struct conn_z *z = c->z;
+
+	if (!z->tx) {
+		if (pmd_compress(z->pmd, m->data + LWS_PRE, m->len, FRAME_HEADER_MAX, &z->tx,
+				 &z->tx_len))
 			return -1;
-		c->ztx_off = 0;
+		z->tx_off = 0;
 		e->off = 1;
 	}
-	chunk = c->ztx_len - c->ztx_off;
+	chunk = z->tx_len - z->tx_off;
 	if (chunk > FRAG_SIZE)
 		chunk = FRAG_SIZE;
-	first = c->ztx_off == 0;
-	last = c->ztx_off + chunk == c->ztx_len;
-	p = c->ztx + FRAME_HEADER_MAX + c->ztx_off;
+	first = z->tx_off == 0;
+	last = z->tx_off + chunk == z->tx_len;
+	p = z->tx + FRAME_HEADER_MAX + z->tx_off;
 	{
 		unsigned char hdr[FRAME_HEADER_MAX];
 
@@ -571,10 +588,10 @@ own_write_compressed(struct conn *c, struct sendq_entry *e)
 	}
 	if (lws_write(c->wsi, p - hl, chunk + hl, LWS_WRITE_RAW) < (int)(chunk + hl))
 		return -1;
-	c->ztx_off += chunk;
+	z->tx_off += chunk;
 	if (last) {
-		free(c->ztx);
-		c->ztx = NULL;
+		free(z->tx);
+		z->tx = NULL;
 		sendq_pop(c, m, m->len);
 	}
 	return (int)chunk;
@@ -604,13 +621,28 @@ own_write_close(struct conn *c)
  * nonzero while something is still held. */
 #define OWN_DRAIN_RETRY_US (10 * LWS_US_PER_MS)
 
+struct drain_timer {
+	lws_sorted_usec_list_t sul;
+	struct conn *c;
+};
+
 static void
 own_drain_retry(lws_sorted_usec_list_t *sul)
 {
-	struct conn *c = lws_container_of(sul, struct conn, sul_drain);
+	struct conn *c = ((struct drain_timer *)(void *)sul)->c;
 
 	if (c->wsi)
 		flush_list(c);
+}
+
+void
+conn_drain_cancel(struct conn *c)
+{
+	if (!c->sul_drain)
+		return;
+	lws_sul_cancel(c->sul_drain);   /* a node of the context's timer list */
+	free(c->sul_drain);
+	c->sul_drain = NULL;
 }
 
 static int
@@ -627,7 +659,15 @@ own_drain(struct conn *c)
 			return 1;
 	if (!lws_partial_buffered(c->wsi))
 		return 0;
-	lws_sul_schedule(lws_get_context(c->wsi), 0, &c->sul_drain, own_drain_retry,
+	if (!c->sul_drain) {
+		struct drain_timer *t = calloc(1, sizeof(*t));
+
+		if (!t)
+			return 1;   /* the next write tries again */
+		t->c = c;
+		c->sul_drain = &t->sul;
+	}
+	lws_sul_schedule(lws_get_context(c->wsi), 0, c->sul_drain, own_drain_retry,
 			 OWN_DRAIN_RETRY_US);
 	return 1;
 }

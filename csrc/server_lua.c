@@ -273,6 +273,24 @@ server_has_client(lua_State *L)
 	return 1;
 }
 
+/* core.server_of(ws) -> the server that accepted ws, from its upgrade
+ * through its close event; else nil. A connection's server is not kept in
+ * its Lua fields: that would be a table slot per connection
+ * (bench/README.md, "Where idle memory goes"). Through its close event the
+ * server is alive: it finishes only once its last wsi is destroyed. */
+static int
+server_of(lua_State *L)
+{
+	struct conn *c = conn_check(L, 1);
+	struct server *s = conn_is_client(c) ? NULL : conn_owner_data(c);
+
+	if (s && s->self_ref != LUA_NOREF)
+		lua_rawgeti(L, LUA_REGISTRYINDEX, s->self_ref);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
 /* client_list() -> { ws, ... }: a snapshot, so that a loop over it may
  * close connections */
 static int
@@ -360,5 +378,7 @@ server_open(lua_State *L)
 	core_on_log(core_state(L), server_header_overflow);
 	lua_pushcfunction(L, l_server);
 	lua_setfield(L, -2, "server");
+	lua_pushcfunction(L, server_of);
+	lua_setfield(L, -2, "server_of");
 	return 0;
 }

@@ -217,7 +217,7 @@ server_confirm_upgrade(struct server *s, struct lws *wsi, char *upgrade)
 
 	/* the connection object exists from here, so the hook can keep it */
 	{
-		struct conn_owner o = { .data = s, .home = s, .gone = server_conn_gone,
+		struct conn_owner o = { .data = s, .homed = 1, .gone = server_conn_gone,
 					.max_message = s->max_message, .max_queue = s->max_queue,
 					.close_timeout = s->close_timeout,
 					.close_on_full = s->close_on_full };

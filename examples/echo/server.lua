@@ -14,9 +14,10 @@ while arg[i] do
 end
 
 local server = assert(lws.server(opts))
-server:on("connection", function(ws)
-	ws:on("message", function(data, is_binary) ws:send(data, is_binary) end)
-end)
+-- one handler for every connection (it gets the connection last): no
+-- closure per connection
+local function echo(data, is_binary, ws) ws:send(data, is_binary) end
+server:on("connection", function(ws) ws:on("message", echo) end)
 io.stdout:write(("listening on ws://%s:%d/\n"):format(opts.host, server:port()))
 io.stdout:flush()
 lws.run()

@@ -1,10 +1,12 @@
 --[[ lws.emitter: on/once/off/emit for connections, servers and clients.
 Handlers live in the object's field table (userdata: obj:fields(); Lua
-objects: the object itself) under `_ev`, a map event -> its handlers: a
-lone function handler as itself (no table per event: most connections
-have one handler per event, and each table is memory per connection),
-else an array of callables. emit() snapshots the array when more than
-one handler is registered, so handlers may add or remove handlers while
+objects: the object itself), each event's under its own key, "\0on:"
+followed by the event's name (no name a program writes starts with a NUL
+byte): a lone function handler as itself, else an array of callables.
+No table per object or per event: most connections have one handler per
+event, and each table is memory per connection (bench/README.md, "Where
+idle memory goes"). emit() snapshots the array when more than one
+handler is registered, so handlers may add or remove handlers while
 running.
 ]]
 local M = {}
@@ -13,6 +15,17 @@ local function store(obj)
 	if type(obj) == "userdata" then return obj:fields() end
 	return obj
 end
+
+local PREFIX = "\0on:"
+-- the keys of the events every connection has, made once; others (a
+-- Socket.IO event's name comes from the peer) are made when used and not
+-- kept, so that no table grows with the names peers send
+local KEYS = {}
+for _, e in ipairs { "message", "close", "open", "error", "pong", "ping", "connection",
+		"upgrade", "request", "disconnect", "disconnecting", "abort" } do
+	KEYS[e] = PREFIX .. e
+end
+local function key(event) return KEYS[event] or PREFIX .. event end
 
 local function check_callable(fn, name)
 	if type(fn) == "function" then return end
@@ -26,15 +39,13 @@ function M.on(obj, event, fn)
 		error("bad argument #1 to 'on' (event name expected, got " .. type(event) .. ")", 2)
 	end
 	check_callable(fn, "on")
-	local f = store(obj)
-	local ev = f._ev
-	if not ev then ev = {}; f._ev = ev end
-	local list = ev[event]
+	local f, k = store(obj), key(event)
+	local list = f[k]
 	if not list then
 		-- a callable table goes in an array, so that a table always is one
-		ev[event] = type(fn) == "function" and fn or { fn }
+		f[k] = type(fn) == "function" and fn or { fn }
 	elseif type(list) == "function" then
-		ev[event] = { list, fn }
+		f[k] = { list, fn }
 	else
 		list[#list + 1] = fn
 	end
@@ -62,31 +73,33 @@ function M.once(obj, event, fn)
 end
 
 function M.off(obj, event, fn)
-	local ev = store(obj)._ev
-	if not ev then return obj end
+	local f = store(obj)
 	if event == nil then
-		store(obj)._ev = nil
-	elseif fn == nil then
-		ev[event] = nil
-	else
-		local list = ev[event]
-		if type(list) == "function" then
-			if list == fn or once_of[list] == fn then ev[event] = nil end
-		elseif list then
-			-- the most recently added match, as Node does
-			for i = #list, 1, -1 do
-				if list[i] == fn or once_of[list[i]] == fn then table.remove(list, i) break end
-			end
-			if #list == 0 then ev[event] = nil end
+		-- next, not pairs: an object's __pairs shows something else
+		for k in next, f do
+			if type(k) == "string" and k:sub(1, 4) == PREFIX then f[k] = nil end
 		end
+		return obj
+	end
+	local k = key(event)
+	local list = f[k]
+	if fn == nil or list == nil then
+		f[k] = nil
+	elseif type(list) == "function" then
+		if list == fn or once_of[list] == fn then f[k] = nil end
+	else
+		-- the most recently added match, as Node does
+		for i = #list, 1, -1 do
+			if list[i] == fn or once_of[list[i]] == fn then table.remove(list, i) break end
+		end
+		if #list == 0 then f[k] = nil end
 	end
 	return obj
 end
 
 --- emit(obj, event, ...) -> true if a handler ran
 function M.emit(obj, event, ...)
-	local ev = store(obj)._ev
-	local list = ev and ev[event]
+	local list = store(obj)[key(event)]
 	if not list then return false end
 	if type(list) == "function" then
 		list(...)
@@ -103,16 +116,14 @@ function M.emit(obj, event, ...)
 end
 
 function M.listener_count(obj, event)
-	local ev = store(obj)._ev
-	local list = ev and ev[event]
+	local list = store(obj)[key(event)]
 	if type(list) == "function" then return 1 end
 	return list and #list or 0
 end
 
 --- only(obj, event) -> the handler when exactly one is registered, else nil
 function M.only(obj, event)
-	local ev = store(obj)._ev
-	local list = ev and ev[event]
+	local list = store(obj)[key(event)]
 	if type(list) == "function" then return list end
 	return list and #list == 1 and list[1] or nil
 end

@@ -98,7 +98,7 @@ end
 local function conn_subscribe(ws, name)
 	check_name(name, "subscribe")
 	local f = ws:fields()
-	local srv = f._server
+	local srv = core.server_of(ws)
 	if not srv or ws.readyState ~= 1 then return nil, "connection is not open", "closed" end
 	local mine = f._topics
 	if not mine then mine = {}; f._topics = mine end

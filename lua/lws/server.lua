@@ -126,6 +126,7 @@ end
 -- whenever the handlers change (none, several, or an application
 -- heartbeat to answer first: the generic path)
 local set_message_handler = core.conn_message_handler
+local server_of = core.server_of   -- a connection's server (csrc/server_lua.c)
 local function refresh_fast_path(ws)
 	if ws.is_client then return end
 	set_message_handler(ws, not ws:fields()._app_heartbeat and emitter.only(ws, "message") or nil)
@@ -201,9 +202,9 @@ function server_events.upgrade(srv, ws, req)
 		end
 	end
 	local wf = ws:fields()
-	wf._server = srv
 	wf._endpoint = ep
-	wf._req = req   -- until the "connection" event (its slot is _ev's then)
+	-- until the "connection" event; its slot then holds the first handler
+	wf._req = req
 	return true, chosen, nil
 end
 
@@ -241,7 +242,7 @@ local conn_events = {}
 
 function conn_events.open(ws)
 	local f = ws:fields()
-	local srv = f._server
+	local srv = server_of(ws)
 	if not srv then return end
 	local sf = srv:fields()
 	f._app_heartbeat = sf.options.app_heartbeat
@@ -260,7 +261,9 @@ function conn_events.message(ws, data, binary)
 		ws:send(ah.pong)
 		return
 	end
-	emit(ws, "message", data, binary)
+	-- the connection last: one function can serve every connection,
+	-- with no closure per connection (csrc/conn_read.c passes it too)
+	emit(ws, "message", data, binary, ws)
 end
 
 function conn_events.pong(ws, payload)
@@ -268,14 +271,12 @@ function conn_events.pong(ws, payload)
 end
 
 function conn_events.close(ws, code, reason, clean)
-	local f = ws:fields()
-	local srv = f._server
+	local srv = server_of(ws)
 	if srv then
 		local sf = srv:fields()
 		sf.closes[code] = (sf.closes[code] or 0) + 1
 	end
 	pubsub.forget(ws)
-	f._server = nil
 	-- handlers go after this event: nothing fires after close
 	local ok, err = pcall(emit, ws, "close", code, reason, clean)
 	emitter.off(ws)

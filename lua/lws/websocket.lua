@@ -303,7 +303,7 @@ end
 
 function client_events.message(ws, data, binary)
 	fire(ws, "onmessage", "message", { type = "message", data = data, binary = binary, target = ws },
-		data, binary)
+		data, binary, ws)
 end
 
 function client_events.pong(ws, payload)
