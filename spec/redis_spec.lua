@@ -355,7 +355,7 @@ describe("lws.redis", function()
 		confirmed = {}
 		kill(srv)
 		H.run_until(function() return not r:ready() end, 10000, "the outage to be seen")
-		srv = redis_server(srv.port)
+		redis_server(srv.port)   -- stopped by teardown
 		H.run_until(function() return confirmed["s:sh\0a"] and r:ready() and pub:ready() end, 10000,
 			"the shard subscription again")
 		assert.is_nil(confirmed["s:shb"])
