@@ -9,6 +9,10 @@ on one Redis, and @socket.io/redis-emitter reaches its clients.
   io:server_side_emit("hello", 1, function(err, replies) end)
   io:on("hello", function(n, ack) ack("hi") end)          -- from other nodes
 
+With sharded = true (and subscription_mode) the factory is that of
+lws.socketio.redis_sharded (createShardedAdapter's protocol), which reuses
+this file's adapter class, factory and helpers.
+
 Design criteria:
  - The wire is Node's, byte for byte (read from the adapter's source):
    per namespace, broadcasts are published on <key>#<nsp># (on

@@ -304,10 +304,12 @@ function Sharded:add_all(id, rooms)
 		if not self.rooms[room] then new = new or {}; new[#new + 1] = room end
 	end
 	Base.add_all(self, id, rooms)
+	local redis = self.factory.redis
+	if not redis or self.closed then return end
 	for _, room in ipairs(new or {}) do
 		if self.rooms[room] and not self.dynamic[room] and self:_separate(room) then
 			self.dynamic[room] = true
-			self.factory.redis:ssubscribe(self:_dynamic_channel(room), self.on_message)
+			redis:ssubscribe(self:_dynamic_channel(room), self.on_message)
 		end
 	end
 end
