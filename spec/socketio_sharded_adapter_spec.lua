@@ -402,6 +402,37 @@ describe("socket.io sharded redis adapter", function()
 		stop()
 	end)
 
+	it("resumes on both kinds of node after Redis restarts, room channels included", function()
+		start()
+		rooms()
+		wait_shard_subscribers(rs.port, "socket.io#/#r1#", 2)
+		sio():emit("msg", "before")
+		expect(p, everyone, "msg", "before")
+		rs.stop()
+		-- local delivery never stops
+		sio():emit("msg", "during")
+		expect(p, { "l1", "l2" }, "msg", "during")
+		rs = H.redis_server(rs.port)
+		for _, ch in ipairs { "socket.io#/#", "socket.io#/admin#" } do wait_shard_subscribers(rs.port, ch, 3) end
+		wait_shard_subscribers(rs.port, "socket.io#/#r1#", 2)
+		wait_shard_subscribers(rs.port, "socket.io#/#r2#", 3)
+		H.run_until(function() return lua[1].factory.redis:ready() and lua[2].factory.redis:ready() end, 15000,
+			"the publishing connections")
+		sio():to("r1"):emit("msg", "after-lua")
+		expect(p, { "l1", "n1" }, "msg", "after-lua")
+		node:cmd { cmd = "emit", rooms = { "r2" }, event = "msg", args = { "after-node" } }
+		expect(p, { "n2", "l2", "m1" }, "msg", "after-node")
+		local got
+		lua[2].sio:fetch_sockets(function(err, sockets) got = { err = err, n = #sockets } end)
+		H.run_until(function() return got end, 10000, "fetch_sockets after the restart")
+		assert.are.same({ n = 5 }, got)
+		-- the outage was reported once per Lua node, through lws.on_error
+		assert.are.equal(2, #H.errors, table.concat(H.errors, "\n"))
+		for _, e in ipairs(H.errors) do assert.matches("reconnecting", e, 1, true) end
+		H.errors = {}
+		stop()
+	end)
+
 	for _, mode in ipairs { "dynamic-private", "static" } do
 		it("uses Node's channels in subscription mode " .. mode, function()
 			start(mode)
