@@ -204,6 +204,11 @@ describe("socket.io sharded redis adapter", function()
 		expect(p, everyone, "msg", "from-lua-b")
 		node:cmd { cmd = "emit", event = "msg", args = { "from-node" } }
 		expect(p, everyone, "msg", "from-node")
+		-- volatile crosses too (every client is on a websocket by now, so writable)
+		sio().volatile:emit("msg", "volatile-lua")
+		expect(p, everyone, "msg", "volatile-lua")
+		node:cmd { cmd = "emit", volatile = true, event = "msg", args = { "volatile-node" } }
+		expect(p, everyone, "msg", "volatile-node")
 
 		sio():to("r1"):emit("msg", "lua-to-r1")
 		expect(p, { "l1", "n1" }, "msg", "lua-to-r1")
