@@ -88,6 +88,7 @@ build = {
       ["lws.socketio.socket"] = "lua/lws/socketio/socket.lua",
       ["lws.socketio.namespace"] = "lua/lws/socketio/namespace.lua",
       ["lws.socketio.redis_adapter"] = "lua/lws/socketio/redis_adapter.lua",
+      ["lws.socketio.redis_sharded"] = "lua/lws/socketio/redis_sharded.lua",
       ["lws.socketio.msgpack_parser"] = "lua/lws/socketio/msgpack_parser.lua",
       ["lws.socketio.admin"] = "lua/lws/socketio/admin.lua",
    },

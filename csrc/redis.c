@@ -3,8 +3,21 @@
  * (lws closes what it watches). Our event adapter maps addWrite onto
  * lws_callback_on_writable and readability onto redisAsyncHandleRead.
  * Replies reach Lua by command id through dispatch. Reconnects, AUTH/SELECT,
- * health pings and subscriptions are policy, in lua/lws/redis.lua. */
+ * health pings and subscriptions are policy, in lua/lws/redis.lua.
+ *
+ * A subscription connection is opened "raw": hiredis 0.14's async layer
+ * knows (P)(UN)SUBSCRIBE only, so an SSUBSCRIBE reply or an "smessage" it
+ * cannot match to a callback trips its assert (redisProcessCallbacks).
+ * A raw connection still uses hiredis for the connect, the output buffer
+ * (redisAppendCommandArgv + redisAsyncHandleWrite) and the context's
+ * lifetime, but never calls redisAsyncHandleRead: redis_raw_read reads
+ * with redisBufferRead/redisGetReplyFromReader (public hiredis.h API) and
+ * sorts each reply itself: pub/sub arrays ("message", "smessage",
+ * "ssubscribe", ...) are "push" events, anything else answers the oldest
+ * command still waiting (ids in a FIFO here, hiredis's callback lists stay
+ * empty). */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -31,11 +44,15 @@ struct redis_conn {
 	uint8_t in_writeable;         /* inside RAW_WRITEABLE_FILE (see redis_writeable) */
 	uint8_t rearm_pending;
 	uint8_t counted;              /* in n_watches */
+	uint8_t raw;                  /* replies sorted here (see the top) */
+	uint8_t in_read;              /* inside redis_raw_read */
 	uint32_t pending;             /* commands whose reply is still to come */
 	uint64_t sent, received;
 	char host[64];
 	int port;
 	char err[192];                /* why it ended; the first reason wins */
+	lua_Integer *fifo;            /* raw: ids of the commands waiting, oldest at fifo_head */
+	uint32_t fifo_head, fifo_len, fifo_cap;
 };
 
 static struct redis_conn *
@@ -156,6 +173,121 @@ redis_on_push(redisAsyncContext *ac, void *r, void *priv)
 	core_call(x, 2 + (int)n, 0);
 }
 
+/* ---- raw connections (see the top) ---------------------------------- */
+
+static int
+redis_fifo_push(struct redis_conn *rc, lua_Integer id)
+{
+	if (rc->fifo_len == rc->fifo_cap) {
+		uint32_t cap = rc->fifo_cap ? rc->fifo_cap * 2 : 8, i;
+		lua_Integer *n;
+
+		if (cap < rc->fifo_cap)
+			return -1;
+		n = malloc(cap * sizeof(*n));
+		if (!n)
+			return -1;
+		for (i = 0; i < rc->fifo_len; i++)
+			n[i] = rc->fifo[(rc->fifo_head + i) % rc->fifo_cap];
+		free(rc->fifo);
+		rc->fifo = n;
+		rc->fifo_cap = cap;
+		rc->fifo_head = 0;
+	}
+	rc->fifo[(rc->fifo_head + rc->fifo_len) % rc->fifo_cap] = id;
+	rc->fifo_len++;
+	return 0;
+}
+
+/* the oldest waiting id; 0 when none waits (an error reply to a
+ * subscription command: reported as a fire-and-forget failure) */
+static lua_Integer
+redis_fifo_pop(struct redis_conn *rc)
+{
+	lua_Integer id;
+
+	if (!rc->fifo_len)
+		return 0;
+	id = rc->fifo[rc->fifo_head];
+	rc->fifo_head = (rc->fifo_head + 1) % rc->fifo_cap;
+	rc->fifo_len--;
+	return id;
+}
+
+static void
+redis_fifo_free(struct redis_conn *rc)
+{
+	free(rc->fifo);
+	rc->fifo = NULL;
+	rc->fifo_head = rc->fifo_len = rc->fifo_cap = 0;
+}
+
+/* a RESP2 pub/sub array: [kind, name, ...] with 3 or 4 elements */
+static int
+redis_is_push(const redisReply *r)
+{
+	static const char *const kinds[] = {
+		"message", "pmessage", "smessage", "subscribe", "psubscribe", "ssubscribe",
+		"unsubscribe", "punsubscribe", "sunsubscribe", NULL
+	};
+	const redisReply *k;
+	int i;
+
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 3 || r->elements > 4)
+		return 0;
+	k = r->element[0];
+	if (k->type != REDIS_REPLY_STRING)
+		return 0;
+	for (i = 0; kinds[i]; i++)
+		if (strlen(kinds[i]) == k->len && !strncasecmp(kinds[i], k->str, k->len))
+			return 1;
+	return 0;
+}
+
+/* a read or protocol error: hiredis frees the context, "close" follows */
+static void
+redis_raw_fail(struct redis_conn *rc)
+{
+	if (!rc->ac)
+		return;
+	redis_set_err(rc, rc->ac->c.err ? rc->ac->c.errstr : "connection lost");
+	redisAsyncFree(rc->ac);
+}
+
+/* Lua runs inside (dispatch): it may end the context, so rc->ac is read
+ * again after each reply */
+static void
+redis_raw_read(struct redis_conn *rc)
+{
+	void *reply;
+
+	if (!rc->ac || rc->in_read)
+		return;
+	if (!(rc->ac->c.flags & REDIS_CONNECTED)) {
+		/* the connect is still under way: nothing was sent, so nothing
+		 * can be read; hiredis completes (or fails) the connect here */
+		redisAsyncHandleWrite(rc->ac);
+		return;
+	}
+	if (redisBufferRead(&rc->ac->c) != REDIS_OK)
+		return redis_raw_fail(rc);
+	rc->in_read = 1;
+	while (rc->ac) {
+		if (redisGetReplyFromReader(&rc->ac->c, &reply) != REDIS_OK) {
+			rc->in_read = 0;
+			return redis_raw_fail(rc);
+		}
+		if (!reply)
+			break;
+		if (redis_is_push(reply))
+			redis_on_push(rc->ac, reply, NULL);
+		else
+			redis_on_reply(rc->ac, reply, (void *)(intptr_t)redis_fifo_pop(rc));
+		freeReplyObject(reply);
+	}
+	rc->in_read = 0;
+}
+
 /* ---- lifetime -------------------------------------------------------- */
 
 /* next turn: tell Lua the connection is gone, then unpin (core_defer drops
@@ -187,6 +319,7 @@ redis_ev_cleanup(void *p)
 	rc->ac = NULL;
 	rc->connected = 0;
 	rc->want_write = 0;
+	redis_fifo_free(rc);   /* Lua answers what waited when "close" comes */
 	if (rc->wsi) {
 		/* we may be inside this wsi's own callback: kill it from the loop */
 		lws_set_opaque_user_data(rc->wsi, NULL);
@@ -316,8 +449,10 @@ redis_watcher_closed(struct redis_conn *rc)
 	rc->wsi = NULL;
 	if (!ac)
 		return;
-	if (!redis_quiet(rc)) {
-		if (ac->c.flags & REDIS_CONNECTED)
+	if (!redis_quiet(rc) && !rc->in_read) {
+		if (rc->raw)
+			redis_raw_read(rc);
+		else if (ac->c.flags & REDIS_CONNECTED)
 			redisAsyncHandleRead(ac);
 		else
 			redisAsyncHandleWrite(ac);
@@ -343,7 +478,9 @@ redis_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, vo
 		return 0;
 	switch (reason) {
 	case LWS_CALLBACK_RAW_RX_FILE:
-		if (rc->ac)
+		if (rc->raw)
+			redis_raw_read(rc);
+		else if (rc->ac)
 			redisAsyncHandleRead(rc->ac);   /* also notices a finished connect */
 		break;
 	case LWS_CALLBACK_RAW_WRITEABLE_FILE:
@@ -365,9 +502,10 @@ const struct lws_protocols redis_protocol = {
 
 /* ---- Lua API --------------------------------------------------------- */
 
-/* redis_connect(host, port) -> conn | nil, err, code. Non-blocking: "connect"
- * or "close"(err) follows. A host name is resolved by hiredis (blocking
- * getaddrinfo): give an address where that matters. */
+/* redis_connect(host, port[, raw]) -> conn | nil, err, code. Non-blocking:
+ * "connect" or "close"(err) follows. A host name is resolved by hiredis
+ * (blocking getaddrinfo): give an address where that matters. raw: replies
+ * sorted here, for a subscription connection (see the top). */
 static int
 l_redis_connect(lua_State *L)
 {
@@ -379,10 +517,13 @@ l_redis_connect(lua_State *L)
 	lws_adopt_desc_t ad;
 	int fd;
 
+	int raw = lua_toboolean(L, 3);
+
 	luaL_argcheck(L, port > 0 && port < 65536, 2, "port out of range");
 	rc = lua_newuserdatauv(L, sizeof(*rc), 0);
 	memset(rc, 0, sizeof(*rc));
 	rc->kind = KIND_REDIS;
+	rc->raw = (uint8_t)raw;
 	rc->ctx = x;
 	rc->self_ref = LUA_NOREF;
 	rc->port = (int)port;
@@ -433,19 +574,42 @@ l_redis_connect(lua_State *L)
 	return 1;
 }
 
-/* 1 for (P)SUBSCRIBE, 2 for (P)UNSUBSCRIBE, 0 for anything else */
+/* 1 for (P)SUBSCRIBE, 2 for (P)UNSUBSCRIBE, 3 for SSUBSCRIBE or
+ * SUNSUBSCRIBE, 0 for anything else */
 static int
 redis_sub_command(const char *s, size_t n)
 {
-	if (n && (*s == 'p' || *s == 'P')) {
+	int sharded = 0;
+
+	if (n && (*s == 'p' || *s == 'P' || *s == 's' || *s == 'S')) {
+		sharded = *s == 's' || *s == 'S';
 		s++;
 		n--;
 	}
 	if (n == 9 && !strncasecmp(s, "subscribe", 9))
-		return 1;
+		return sharded ? 3 : 1;
 	if (n == 11 && !strncasecmp(s, "unsubscribe", 11))
-		return 2;
+		return sharded ? 3 : 2;
 	return 0;
+}
+
+/* a raw connection's command: into hiredis's output buffer, its id (when
+ * a reply is to come: not for subscription commands) into our FIFO */
+static int
+redis_raw_command(struct redis_conn *rc, lua_Integer id, int sub, int argc, const char **argv,
+		  const size_t *lens)
+{
+	if (rc->ac->c.flags & (REDIS_DISCONNECTING | REDIS_FREEING))
+		return REDIS_ERR;
+	if (!sub && redis_fifo_push(rc, id))
+		return REDIS_ERR;
+	if (redisAppendCommandArgv(&rc->ac->c, argc, argv, lens) != REDIS_OK) {
+		if (!sub)   /* undo the push: it is the newest */
+			rc->fifo_len--;
+		return REDIS_ERR;
+	}
+	redis_ev_add_write(rc);
+	return REDIS_OK;
 }
 
 /* conn:command(id, argv) -> true | nil, err, code. argv is a table of
@@ -481,13 +645,19 @@ redis_command(lua_State *L)
 		argv[i - 1] = lua_tolstring(L, -1, &lens[i - 1]);   /* stays on the stack */
 	}
 	sub = redis_sub_command(argv[0], lens[0]);
-	if (sub == 2 && !(rc->ac->c.flags & REDIS_SUBSCRIBED)) {
+	if (rc->raw) {
+		rv = redis_raw_command(rc, id, sub, (int)argc, argv, lens);
+	} else if (sub == 3) {
+		return luaL_error(L, "bad argument #3 to 'command' (sharded pub/sub needs a raw "
+				  "connection)");
+	} else if (sub == 2 && !(rc->ac->c.flags & REDIS_SUBSCRIBED)) {
 		lua_settop(L, top);   /* hiredis refuses UNSUBSCRIBE when nothing is subscribed */
 		lua_pushboolean(L, 1);
 		return 1;
+	} else {
+		rv = redisAsyncCommandArgv(rc->ac, sub ? redis_on_push : redis_on_reply,
+					   (void *)(intptr_t)id, (int)argc, argv, lens);
 	}
-	rv = redisAsyncCommandArgv(rc->ac, sub ? redis_on_push : redis_on_reply,
-				   (void *)(intptr_t)id, (int)argc, argv, lens);
 	lua_settop(L, top);
 	if (rv != REDIS_OK)
 		return core_push_error(L, "redis connection is closing", "closed");

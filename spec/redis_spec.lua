@@ -7,6 +7,7 @@ local H = require "helper"
 local lws = require "lws"
 local redis = require "lws.redis"
 local busmod = require "lws.bus"
+local socket = require "socket"
 
 local function sh(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
@@ -323,6 +324,89 @@ describe("lws.redis", function()
 		assert.are.equal(3, #got)
 		assert.has_error(function() r:psubscribe(1, print) end,
 			"bad argument #1 to 'psubscribe' (string expected, got number)")
+		assert.are.equal(0, #H.errors)
+	end)
+
+	it("subscribes to sharded channels (SSUBSCRIBE) beside classic ones, again after a restart", function()
+		local srv = redis_server()
+		local r = client { port = srv.port, reconnect = { min = 20, max = 200 } }
+		local pub = client { port = srv.port, reconnect = { min = 20, max = 200 } }
+		local got, confirmed = {}, {}
+		r:on("ssubscribe", function(ch, n) confirmed["s:" .. ch] = n end)
+		r:on("subscribe", function(ch) confirmed["c:" .. ch] = true end)
+		r:ssubscribe("sh\0a", function(m, ch) got[#got + 1] = "s " .. ch .. "=" .. m end)
+		r:ssubscribe("shb", function(m, ch) got[#got + 1] = "s " .. ch .. "=" .. m end)
+		r:subscribe("sh\0a", function(m, ch) got[#got + 1] = "c " .. ch .. "=" .. m end)
+		H.run_until(function() return confirmed["s:sh\0a"] and confirmed["s:shb"] and confirmed["c:sh\0a"] end,
+			10000, "subscriptions")
+		-- the same name as a shard channel and a classic one: two worlds
+		assert.are.equal(1, (await(function(cb) pub:spublish("sh\0a", "1\0", cb) end)))
+		assert.are.equal(1, (await(function(cb) pub:publish("sh\0a", "2", cb) end)))
+		pub:spublish("shb", "3")
+		H.run_until(function() return #got == 3 end, 10000, "three deliveries")
+		assert.are.same({ "s sh\0a=1\0", "c sh\0a=2", "s shb=3" }, got)
+		assert.are.same({ "shb", 1 }, (await(function(cb) pub:command({ "PUBSUB", "SHARDNUMSUB", "shb" }, cb) end)))
+		assert.is_true(r:sunsubscribe("shb"))
+		assert.is_false(r:sunsubscribe("shb"))
+		H.run_until(function()
+			return (await(function(cb) pub:spublish("shb", "late", cb) end)) == 0
+		end, 10000, "the sunsubscribe to take effect")
+		-- after a restart the shard channel is subscribed again
+		confirmed = {}
+		kill(srv)
+		H.run_until(function() return not r:ready() end, 10000, "the outage to be seen")
+		redis_server(srv.port)   -- stopped by teardown
+		H.run_until(function() return confirmed["s:sh\0a"] and r:ready() and pub:ready() end, 10000,
+			"the shard subscription again")
+		assert.is_nil(confirmed["s:shb"])
+		pub:spublish("sh\0a", "after")
+		H.run_until(function() return #got == 4 end, 10000, "delivery after the restart")
+		assert.are.equal("s sh\0a=after", got[4])
+		assert.has_error(function() r:command({ "SSUBSCRIBE", "x" }) end)
+		assert.has_error(function() r:spublish("ch", 42) end, "bad argument #2 to 'spublish' (string expected, got number)")
+		assert.has_error(function() r:ssubscribe("ch") end)
+		assert.are.equal(2, #H.errors)
+		H.errors = {}
+	end)
+
+	it("sorts what a hostile server sends on the subscription connection and never crashes", function()
+		-- a fake Redis: PONG to each PING; once it sees SSUBSCRIBE, a reply
+		-- nobody asked for, an array that is no push, an smessage of a
+		-- channel nobody subscribed, a good smessage, then garbage
+		local ls = assert(socket.bind("127.0.0.1", 0))
+		ls:settimeout(0)
+		local _, port = ls:getsockname()
+		local conns, hostile_sent = {}, 0
+		local function pump()
+			local c = ls:accept()
+			if c then c:settimeout(0); conns[#conns + 1] = { sock = c, buf = "" } end
+			for _, k in ipairs(conns) do
+				local data, _, partial = k.sock:receive(65536)
+				k.buf = k.buf .. (data or partial or "")
+				local pings = 0
+				k.buf = k.buf:gsub("%$4\r\nPING\r\n", function() pings = pings + 1; return "" end)
+				if pings > 0 then k.sock:send(("+PONG\r\n"):rep(pings)) end
+				if not k.hostile and k.buf:find("SSUBSCRIBE", 1, true) then
+					k.hostile = true
+					hostile_sent = hostile_sent + 1
+					k.sock:send(":5\r\n" .. "*3\r\n$3\r\nfoo\r\n$1\r\nx\r\n:1\r\n" ..
+						"*3\r\n$8\r\nsmessage\r\n$5\r\nother\r\n$1\r\nz\r\n" ..
+						"*3\r\n$8\r\nsmessage\r\n$2\r\nch\r\n$4\r\ngood\r\n" .. "?garbage\r\n")
+				end
+			end
+		end
+		local r = client { port = math.tointeger(tonumber(port)), ping_interval = false, reconnect = { min = 20, max = 100 },
+			report_errors = false }
+		local got, lost = {}, {}
+		r:on("disconnect", function(role, reason) lost[#lost + 1] = role .. ": " .. reason end)
+		r:ssubscribe("ch", function(m, ch) got[#got + 1] = ch .. "=" .. m end)
+		H.run_until(function() pump(); return hostile_sent >= 2 and #lost >= 2 end, 10000,
+			"two rounds of hostile replies")
+		for _, k in ipairs(conns) do k.sock:close() end
+		ls:close()
+		r:close()
+		assert.are.same({ "ch=good", "ch=good" }, { got[1], got[2] })
+		assert.matches("^subscribe: .*[Pp]rotocol error", lost[1])
 		assert.are.equal(0, #H.errors)
 	end)
 

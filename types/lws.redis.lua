@@ -32,11 +32,11 @@
 ---@field messages integer subscription messages received
 
 --- A Redis client. Events: "ready"(), "subscribe"(channel, count),
---- "psubscribe"(pattern, count), "disconnect"(role, reason), "reconnecting"(role, attempt, delay_ms),
+--- "psubscribe"(pattern, count), "ssubscribe"(channel, count), "disconnect"(role, reason), "reconnecting"(role, attempt, delay_ms),
 --- "error"(message), "close"(). Codes: "down", "full", "closed", "redis".
 ---@class lws.RedisClient: lws.Emitter
 local Redis = {}
----@param argv string[] { "SET", "k", "v" } (not (P)(UN)SUBSCRIBE: use subscribe/psubscribe)
+---@param argv string[] { "SET", "k", "v" } (not (P|S)(UN)SUBSCRIBE: use subscribe/psubscribe/ssubscribe)
 ---@param fn? fun(reply: any, err: string?, code: string?) exactly once when the call returned true
 ---@return true|nil ok
 ---@return string? err
@@ -70,6 +70,25 @@ function Redis:psubscribe(pattern, fn) end
 ---@param fn? function one handler (default: all of the pattern)
 ---@return boolean was_subscribed
 function Redis:punsubscribe(pattern, fn) end
+--- Redis 7 sharded pub/sub (SPUBLISH).
+---@param channel string
+---@param message string
+---@param fn? fun(receivers: integer|nil, err: string?, code: string?)
+---@return true|nil ok
+---@return string? err
+---@return string? code "down", "full", "closed"
+function Redis:spublish(channel, message, fn) end
+--- Redis 7 sharded pub/sub (SSUBSCRIBE); subscribed again after every reconnect.
+---@param channel string
+---@param fn fun(message: string, channel: string)
+---@return true|nil ok
+---@return string? err
+---@return string? code "closed"
+function Redis:ssubscribe(channel, fn) end
+---@param channel string
+---@param fn? function one handler (default: all of the channel)
+---@return boolean was_subscribed
+function Redis:sunsubscribe(channel, fn) end
 ---@return boolean ready the command connection is ready
 function Redis:ready() end
 ---@param drain_ms? number wait at most this long for replies to what was sent

@@ -65,6 +65,8 @@
 ---@field key? string the channel prefix, as the Node adapter's key (default "socket.io")
 ---@field request_timeout? number ms a request (fetch_sockets(fn), server_side_emit(..., fn)) waits for every node (default 5000)
 ---@field redis? lws.RedisOptions more lws.redis options (password, db, reconnect, ...) (default none)
+---@field sharded? boolean createShardedAdapter's protocol (Redis 7 SPUBLISH/SSUBSCRIBE) (default false)
+---@field subscription_mode? "dynamic"|"dynamic-private"|"static" with sharded, as Node's subscriptionMode (default "dynamic")
 
 --- What lws.socketio.redis_adapter{…} returns: the value of the adapter
 --- option. One lws.redis client, opened by the first namespace and closed
@@ -407,7 +409,7 @@ function socketio.binary(bytes) end
 function socketio.is_binary(v) end
 --- The value of the adapter option that makes this node one more node of
 --- a cluster of Node Socket.IO servers (@socket.io/redis-adapter 8.x,
---- classic pub/sub) on one Redis; raises on bad options.
+--- classic pub/sub, or sharded with sharded = true) on one Redis; raises on bad options.
 ---@param opts? lws.socketio.RedisAdapterOptions
 ---@return lws.socketio.RedisAdapter
 function socketio.redis_adapter(opts) end

@@ -6,6 +6,9 @@
   r:psubscribe("news.*", function(message, channel, pattern) end)
   r:publish("news", "hello"[, function(receivers, err, code) end])
   r:unsubscribe("news")
+  r:ssubscribe("shard", function(message, channel) end)    -- sharded (Redis >= 7)
+  r:spublish("shard", "hello"[, function(receivers, err, code) end])
+  r:sunsubscribe("shard")
   r:on("ready", function() end)
   r:close()
 
@@ -18,7 +21,11 @@ Design criteria:
    subscriptions and their re-establishment, error reporting.
  - Two connections: one for commands, and one for subscriptions opened at
    the first subscribe(): in RESP2 a subscribed connection takes nothing
-   but (P)(UN)SUBSCRIBE, PING and QUIT.
+   but (P|S)(UN)SUBSCRIBE, PING and QUIT. Classic and sharded (Redis 7
+   SSUBSCRIBE) subscriptions share it: one Redis, not a cluster, so every
+   shard channel lives on the server we talk to. The subscription
+   connection is a "raw" one of csrc/redis.c (replies sorted there:
+   hiredis 0.14 does not know SSUBSCRIBE or "smessage").
  - A command either returns true and its callback then runs exactly once
    (with the reply, or nil, err, code), or returns nil, err, code and the
    callback never runs. Codes: "down" (not connected: during an outage,
@@ -63,8 +70,8 @@ Options (unknown keys are an error):
                     lws.on_error (true)
 
 Events (r:on(name, fn)): "ready"() the command connection is ready (again);
-"subscribe"(channel, count) / "psubscribe"(pattern, count) Redis confirmed a
-subscription; "disconnect"(role,
+"subscribe"(channel, count) / "psubscribe"(pattern, count) /
+"ssubscribe"(channel, count) Redis confirmed a subscription; "disconnect"(role,
 reason) a ready connection was lost (role "command" or "subscribe");
 "reconnecting"(role, attempt, delay_ms); "error"(message) first failure of an
 outage; "close"() after close(), once both connections are gone.
@@ -191,7 +198,8 @@ local function send(conn, argv, fn)
 end
 
 local function subscribe_all(conn)
-	for cmd, subs in pairs { SUBSCRIBE = conn.client.subs, PSUBSCRIBE = conn.client.psubs } do
+	local c = conn.client
+	for cmd, subs in pairs { SUBSCRIBE = c.subs, PSUBSCRIBE = c.psubs, SSUBSCRIBE = c.ssubs } do
 		local list, n = { cmd }, 1
 		for ch in pairs(subs) do
 			n = n + 1
@@ -300,7 +308,7 @@ function attempt(conn)
 	local c = conn.client
 	if c.closed then conn.state = "closed"; return maybe_finished(c) end
 	conn.state = "connecting"
-	local rc, err = core.redis_connect(c.opts.host, c.opts.port)
+	local rc, err = core.redis_connect(c.opts.host, c.opts.port, conn.role == "subscribe")
 	if not rc then return conn_gone(conn, err) end
 	owners[rc] = conn
 	conn.rc = rc
@@ -358,9 +366,9 @@ function conn_events.reply(conn, _, id, reply, err, code)
 	fn(reply, err, code)
 end
 
-local function deliver(c, channel, message, pattern)
+local function deliver(c, subs, channel, message, pattern)
 	local list
-	if pattern then list = c.psubs[pattern] else list = c.subs[channel] end
+	if pattern then list = subs[pattern] else list = subs[channel] end
 	if not list then return end
 	c.counters.messages = c.counters.messages + 1
 	if #list == 1 then
@@ -378,10 +386,12 @@ function conn_events.push(conn, rc, kind, a, b, d)
 	if rc ~= conn.rc then return end
 	local c = conn.client
 	if kind == "message" then
-		deliver(c, a, b)
+		deliver(c, c.subs, a, b)
+	elseif kind == "smessage" then
+		deliver(c, c.ssubs, a, b)
 	elseif kind == "pmessage" then
-		deliver(c, b, d, a)
-	elseif kind == "subscribe" or kind == "psubscribe" then
+		deliver(c, c.psubs, b, d, a)
+	elseif kind == "subscribe" or kind == "psubscribe" or kind == "ssubscribe" then
 		safe_emit(c, kind, a, b)
 	end
 end
@@ -415,7 +425,7 @@ function M.connect(opts)
 		M.install(lws, lws._handlers)
 	end
 	local c = setmetatable({
-		opts = o, subs = {}, psubs = {}, outage = false, closed = false,
+		opts = o, subs = {}, psubs = {}, ssubs = {}, outage = false, closed = false,
 		counters = { dropped = 0, failures = 0, outages = 0, reconnects = 0, errors = 0, messages = 0 },
 	}, mt)
 	c.cmd = new_conn(c, "command")
@@ -434,7 +444,8 @@ local function check_argv(argv, fname)
 	end
 end
 
-local sub_commands = { subscribe = true, unsubscribe = true, psubscribe = true, punsubscribe = true }
+local sub_commands = { subscribe = true, unsubscribe = true, psubscribe = true, punsubscribe = true,
+	ssubscribe = true, sunsubscribe = true }
 
 local function command(c, argv, fn, fname)
 	if fn ~= nil and not callable(fn) then
@@ -459,7 +470,7 @@ end
 function methods:command(argv, fn)
 	check_argv(argv, "command")
 	if type(argv[1]) == "string" and sub_commands[argv[1]:lower()] then
-		error("bad argument #1 to 'command' (use subscribe/unsubscribe)", 2)
+		error("bad argument #1 to 'command' (use subscribe/unsubscribe/ssubscribe/sunsubscribe)", 2)
 	end
 	return command(self, argv, fn, "command")
 end
@@ -475,6 +486,21 @@ function methods:publish(channel, message, fn)
 	return command(self, { "PUBLISH", channel, message }, fn, "publish")
 end
 
+--- r:spublish(channel, message[, fn]) -> true | nil, err, code; fn(receivers):
+-- Redis 7 sharded pub/sub (SPUBLISH)
+function methods:spublish(channel, message, fn)
+	if type(channel) ~= "string" then
+		error("bad argument #1 to 'spublish' (string expected, got " .. type(channel) .. ")", 2)
+	end
+	if type(message) ~= "string" then
+		error("bad argument #2 to 'spublish' (string expected, got " .. type(message) .. ")", 2)
+	end
+	return command(self, { "SPUBLISH", channel, message }, fn, "spublish")
+end
+
+local subs_of = { SUBSCRIBE = "subs", PSUBSCRIBE = "psubs", SSUBSCRIBE = "ssubs",
+	UNSUBSCRIBE = "subs", PUNSUBSCRIBE = "psubs", SUNSUBSCRIBE = "ssubs" }
+
 local function subscribe(c, kind, channel, fn, fname)
 	if type(channel) ~= "string" then
 		error("bad argument #1 to '" .. fname .. "' (string expected, got " .. type(channel) .. ")", 3)
@@ -483,7 +509,7 @@ local function subscribe(c, kind, channel, fn, fname)
 		error("bad argument #2 to '" .. fname .. "' (function expected, got " .. type(fn) .. ")", 3)
 	end
 	if c.closed then return nil, "redis client is closed", "closed" end
-	local subs = kind == "SUBSCRIBE" and c.subs or c.psubs
+	local subs = c[subs_of[kind]]
 	local list = subs[channel]
 	local first = not list
 	if first then list = {}; subs[channel] = list end
@@ -500,7 +526,7 @@ local function subscribe(c, kind, channel, fn, fname)
 end
 
 local function unsubscribe(c, kind, channel, fn)
-	local subs = kind == "UNSUBSCRIBE" and c.subs or c.psubs
+	local subs = c[subs_of[kind]]
 	local list = subs[channel]
 	if not list then return false end
 	if fn ~= nil then
@@ -534,6 +560,17 @@ end
 --- r:punsubscribe(pattern[, fn]) -> true if something was subscribed
 function methods:punsubscribe(pattern, fn)
 	return unsubscribe(self, "PUNSUBSCRIBE", pattern, fn)
+end
+
+--- r:ssubscribe(channel, fn(message, channel)) -> true | nil, err, code:
+-- Redis 7 sharded pub/sub (SSUBSCRIBE; messages SPUBLISHed on channel)
+function methods:ssubscribe(channel, fn)
+	return subscribe(self, "SSUBSCRIBE", channel, fn, "ssubscribe")
+end
+
+--- r:sunsubscribe(channel[, fn]) -> true if something was subscribed
+function methods:sunsubscribe(channel, fn)
+	return unsubscribe(self, "SUNSUBSCRIBE", channel, fn)
 end
 
 --- r:ready() -> the command connection is ready

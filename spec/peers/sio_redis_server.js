@@ -1,7 +1,9 @@
 // A Node Socket.IO node of a mixed cluster: socket.io 4.8 with
 // @socket.io/redis-adapter 8.3 on node-redis 4, driven by
 // spec/socketio_redis_adapter_spec.lua over the control socket (control.js).
-//   node sio_redis_server.js CONTROL_PORT REDIS_PORT
+//   node sio_redis_server.js CONTROL_PORT REDIS_PORT [sharded MODE]
+// With "sharded", createShardedAdapter (Redis 7 sharded pub/sub) with
+// subscriptionMode MODE (spec/socketio_sharded_adapter_spec.lua).
 // {cmd: "listen"} -> {ev: "listening", port} once both Redis clients are up.
 // Operations name a namespace (nsp, default "/") and rooms/except lists;
 // results come back as events carrying the command's tag. The namespace
@@ -12,12 +14,14 @@ const http = require('http');
 const path = require('path');
 const nm = path.join(__dirname, '..', '..', 'node_modules');
 const { Server } = require(path.join(nm, 'socket.io'));
-const { createAdapter } = require(path.join(nm, '@socket.io', 'redis-adapter'));
+const { createAdapter, createShardedAdapter } = require(path.join(nm, '@socket.io', 'redis-adapter'));
 const { createClient } = require(path.join(nm, 'redis'));
 
 const { out, serve } = require('./control');
 
 const redisPort = Number(process.argv[3]);
+const sharded = process.argv[4] === 'sharded';
+const subscriptionMode = process.argv[5] || 'dynamic';
 let io;
 
 function fromWire(v) {
@@ -69,7 +73,8 @@ const commands = {
     sub.on('error', (e) => out({ ev: 'redis-error', message: e.message }));
     await Promise.all([pub.connect(), sub.connect()]);
     const server = http.createServer();
-    io = new Server(server, { allowEIO3: true, adapter: createAdapter(pub, sub) });
+    const adapter = sharded ? createShardedAdapter(pub, sub, { subscriptionMode }) : createAdapter(pub, sub);
+    io = new Server(server, { allowEIO3: true, adapter });
     for (const name of ['/', '/admin']) {
       const nsp = io.of(name);
       nsp.on('connection', (s) => out({ ev: 'connection', nsp: name, sid: s.id }));

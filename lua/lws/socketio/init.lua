@@ -52,8 +52,9 @@ M.adapter = adapter
 M.Socket = socket_mod.Socket
 M.Namespace = namespace.Namespace
 
---- redis_adapter{ host, port, key, request_timeout, redis } -> the value of
--- the adapter option that speaks @socket.io/redis-adapter's protocol
+--- redis_adapter{ host, port, key, request_timeout, redis[, sharded,
+-- subscription_mode] } -> the value of the adapter option that speaks
+-- @socket.io/redis-adapter's protocol (sharded: createShardedAdapter's)
 function M.redis_adapter(opts)
 	local a = require("lws.socketio.redis_adapter").new(opts, 3)   -- errors point at the caller
 	return a

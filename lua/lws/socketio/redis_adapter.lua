@@ -9,6 +9,10 @@ on one Redis, and @socket.io/redis-emitter reaches its clients.
   io:server_side_emit("hello", 1, function(err, replies) end)
   io:on("hello", function(n, ack) ack("hi") end)          -- from other nodes
 
+With sharded = true (and subscription_mode) the factory is that of
+lws.socketio.redis_sharded (createShardedAdapter's protocol), which reuses
+this file's adapter class, factory and helpers.
+
 Design criteria:
  - The wire is Node's, byte for byte (read from the adapter's source):
    per namespace, broadcasts are published on <key>#<nsp># (on
@@ -372,20 +376,24 @@ function Redis:_on_request(msg, channel)
 		if self.ack_requests[id] then return end   -- ours
 		local packet = r.packet
 		if type(packet) ~= "table" or type(packet.data) ~= "table" or type(packet.data[1]) ~= "string" then return end
-		local opts = local_opts(r.opts)
-		local pid = Base.broadcast_with_ack(self, args_of(packet.data), opts, function(n)
+		self:_answer_broadcast_with_ack(args_of(packet.data), local_opts(r.opts), function(n)
 			self:_respond(json.encode(json.object { type = BROADCAST_CLIENT_COUNT, requestId = id, clientCount = n }))
 		end, function(first)
 			self:_respond(msgpack.encode(map(ACK_KEYS, { type = BROADCAST_ACK, requestId = id, packet = first })))
 		end)
-		-- the acks of our sockets stop counting when the requester stops waiting
-		local timer
-		timer = core.timer(opts.flags.timeout or self.factory.timeout, 0, function()
-			for _, s in pairs(self.nsp.sockets) do s.acks[pid] = nil end
-			self.timers[timer] = nil
-		end)
-		self.timers[timer] = true
 	end
+end
+
+-- another node's broadcast with acks, to our sockets (both protocols)
+function Redis:_answer_broadcast_with_ack(args, opts, on_count, on_ack)
+	local pid = Base.broadcast_with_ack(self, args, opts, on_count, on_ack)
+	-- the acks of our sockets stop counting when the requester stops waiting
+	local timer
+	timer = core.timer(opts.flags.timeout or self.factory.timeout, 0, function()
+		for _, s in pairs(self.nsp.sockets) do s.acks[pid] = nil end
+		self.timers[timer] = nil
+	end)
+	self.timers[timer] = true
 end
 
 function Redis:_on_response(msg)
@@ -433,6 +441,11 @@ function Redis:close()
 			redis:unsubscribe(ch, self.on_request)
 		end
 	end
+	self:_teardown()
+end
+
+-- what every closing adapter does once unsubscribed (both protocols)
+function Redis:_teardown()
 	for id, entry in pairs(self.requests) do
 		self:_done(id)
 		entry.finish("adapter closed")
@@ -453,29 +466,49 @@ Factory.__name = "lws.socketio.redis_adapter"
 
 local option_types = {
 	host = "string", port = { "integer", 1, 65535 }, key = "string", request_timeout = { "number", 1 },
-	redis = "table",
+	redis = "table", sharded = "boolean",
+	subscription_mode = function(v)
+		if v ~= "dynamic" and v ~= "dynamic-private" and v ~= "static" then
+			return '"dynamic", "dynamic-private" or "static"'
+		end
+	end,
 }
 
 --- redis_adapter{ host, port, key = "socket.io", request_timeout = 5000,
--- redis = { more lws.redis options } } -> the adapter option's value
+-- redis = { more lws.redis options }[, sharded = true,
+-- subscription_mode = "dynamic"] } -> the adapter option's value
+-- (sharded: lws.socketio.redis_sharded, createShardedAdapter's protocol)
 function M.new(opts, level)
 	level = level or 2
 	opts = options.check(options.table_arg(opts, "redis_adapter", 1, level), option_types, level)
+	if opts.subscription_mode ~= nil and not opts.sharded then
+		error("option 'subscription_mode' needs sharded = true", level)
+	end
 	local ropts = {}
 	for k, v in pairs(opts.redis or {}) do ropts[k] = v end
 	ropts.host = opts.host or ropts.host
 	ropts.port = opts.port or ropts.port
-	return setmetatable({ key = opts.key or "socket.io", timeout = opts.request_timeout or 5000,
-		redis_opts = ropts, live = 0 }, Factory)
+	local f = { key = opts.key or "socket.io", timeout = opts.request_timeout or 5000, redis_opts = ropts, live = 0 }
+	if opts.sharded then
+		f.mode = opts.subscription_mode or "dynamic"
+		return setmetatable(f, require("lws.socketio.redis_sharded").Factory)
+	end
+	return setmetatable(f, Factory)
+end
+
+-- a new adapter of class for nsp, the Redis client open (both protocols)
+function Factory:_adapter(nsp, class, uid)
+	if not self.redis then self.redis = require("lws.redis").connect(self.redis_opts) end
+	self.live = self.live + 1
+	local a = Base.init(setmetatable({}, class), nsp)
+	a.factory, a.uid = self, uid or new_uid()
+	a.requests, a.ack_requests, a.timers = {}, {}, {}
+	return a
 end
 
 --- factory:new(nsp) -> the adapter of nsp (the Socket.IO server calls it)
 function Factory:new(nsp)
-	if not self.redis then self.redis = require("lws.redis").connect(self.redis_opts) end
-	self.live = self.live + 1
-	local a = Base.init(setmetatable({}, Redis), nsp)
-	a.factory, a.uid = self, new_uid()
-	a.requests, a.ack_requests, a.timers = {}, {}, {}
+	local a = self:_adapter(nsp, Redis)
 	local key, name = self.key, nsp.name
 	a.channel = key .. "#" .. name .. "#"
 	a.request_channel = key .. "-request#" .. name .. "#"
@@ -510,5 +543,7 @@ end
 
 M.Redis, M.Factory = Redis, Factory
 M.data_of, M.args_of = data_of, args_of
+-- shared with lws.socketio.redis_sharded
+M.wire_flags, M.local_opts, M.socket_details, M.report = wire_flags, local_opts, socket_details, report
 
 return M
