@@ -276,7 +276,7 @@ server_has_client(lua_State *L)
 /* core.server_of(ws) -> the server that accepted ws, from its upgrade
  * through its close event; else nil. A connection's server is not kept in
  * its Lua fields: that would be a table slot per connection
- * (bench/README.md, "Where idle memory goes"). Through its close event the
+ * (bench/README.md, "Idle memory under 2 KiB"). Through its close event the
  * server is alive: it finishes only once its last wsi is destroyed. */
 static int
 server_of(lua_State *L)

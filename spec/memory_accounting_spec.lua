@@ -1,6 +1,6 @@
 -- What an idle connection costs the server, measured in this process while
 -- Node's `ws` holds the connections open, against the accounting in
--- bench/README.md ("Where idle memory goes"): the Lua side is the
+-- bench/README.md ("Idle memory under 2 KiB"): the Lua side is the
 -- connection's userdata (csrc/conn_lua.c conn_sizes) and one field table
 -- with one slot (its "message" handler), the C side libwebsockets' wsi and
 -- what hangs off it. A change that adds a table per connection, a field to

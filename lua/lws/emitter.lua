@@ -4,8 +4,8 @@ objects: the object itself), each event's under its own key, "\0on:"
 followed by the event's name (no name a program writes starts with a NUL
 byte): a lone function handler as itself, else an array of callables.
 No table per object or per event: most connections have one handler per
-event, and each table is memory per connection (bench/README.md, "Where
-idle memory goes"). emit() snapshots the array when more than one
+event, and each table is memory per connection (bench/README.md, "Idle memory
+under 2 KiB"). emit() snapshots the array when more than one
 handler is registered, so handlers may add or remove handlers while
 running.
 ]]
