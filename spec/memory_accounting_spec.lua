@@ -66,8 +66,9 @@ describe("memory per idle connection", function()
 
 		local lua_each = (lua1 - lua0) / N
 		-- plus the registry slot pinning each userdata (16 bytes, more
-		-- while its array has just doubled) and Lua's table rounding
-		local lua_budget = sizes.userdata + TABLE + NODE + 48
+		-- while its array has just doubled), Lua's table rounding, and under
+		-- valgrind ~30 bytes more; still less than a closure per connection (80)
+		local lua_budget = sizes.userdata + TABLE + NODE + 64
 		assert.is_true(lua_each <= lua_budget,
 			("Lua heap per idle connection %.0f bytes, accounted %d"):format(lua_each, lua_budget))
 		assert.is_true(lua_each >= sizes.userdata,
