@@ -121,7 +121,11 @@ ctx_create_lws(struct ctx *x)
 	vinfo.port = CONTEXT_PORT_NO_LISTEN;
 	vinfo.vhost_name = "lws-lua-internal";
 	vinfo.protocols = x->internal_protocols;
-	vinfo.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	/* no TLS of lws's here: our clients' TLS is csrc/tls_client.c's, and
+	 * with LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT lws 4.1.6 would load the
+	 * system's CA store into a client SSL_CTX nobody uses (~30 ms at
+	 * start, in every process: csrc/server_vhost.c) */
+	vinfo.options = 0;
 	x->internal = lws_create_vhost(x->lws, &vinfo);
 	if (!x->internal) {
 		lws_context_destroy(x->lws);

@@ -86,9 +86,15 @@ server_vhost_for(struct ctx *x, char *cert, char *key, char *ca, int hs_timeout,
 	/* after our own 101 the client's first frame is not HTTP: lws then
 	 * moves the same wsi (TLS included) to its raw role, bound to
 	 * protocols[0] (lws_http_to_fallback), and csrc/conn.c reads it */
-	info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-		       LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
+	info.options = LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
 	if (cert) {
+		/* the vhost's TLS: without this option lws 4.1.6 makes none
+		 * (lib/tls/tls-server.c). With it, lws also builds the vhost a
+		 * client SSL_CTX with the system's CA store (~30 ms, once per
+		 * process: it caches by configuration); a plain-text vhost goes
+		 * without both, and no vhost of ours makes lws client
+		 * connections with TLS (csrc/client.c does its own) */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 		info.ssl_cert_filepath = cert;
 		info.ssl_private_key_filepath = key;
 		info.ssl_ca_filepath = ca;
