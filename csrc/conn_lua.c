@@ -424,6 +424,7 @@ conn_open(lua_State *L)
 	};
 
 	core_new_type(L, CONN_MT, conn_methods, conn_index, meta, "conn_methods");
+	conn_mt_remember(L);
 	core_on_turn(core_state(L), conn_flush_all);   /* writes leave before each poll */
 	lua_pushcfunction(L, l_send_many);
 	lua_setfield(L, -2, "send_many");

@@ -116,6 +116,8 @@ struct conn_ping {
 /* conn_write.c: *dst = a NUL-terminated copy of p[0..n) (n <= 123), or NULL
  * when n is 0 or memory is short; returns the length kept */
 uint8_t conn_reason_set(char **dst, const void *p, size_t n);
+/* conn.c: conn_check's fast test needs the metatable, once (conn_lua.c) */
+void conn_mt_remember(lua_State *L);
 /* conn_write.c: append p to the list at *head */
 void conn_ping_append(struct conn_ping **head, struct conn_ping *p);
 /* conn_write.c: free the connection's deflate state */

@@ -53,14 +53,17 @@ deliver(struct conn *c, const char *p, size_t len)
 	if (!lua_checkstack(L, 8))
 		return;
 	top = lua_gettop(L);
+	core_push_msgh(L);
 	lua_rawgeti(L, LUA_REGISTRYINDEX, c->self_ref);
-	if (lua_getiuservalue(L, top + 1, 2) == LUA_TFUNCTION) {
-		lua_insert(L, top + 1);               /* fn, ws */
+	if (lua_getiuservalue(L, top + 2, 2) == LUA_TFUNCTION) {
+		/* msgh, ws, fn, data, is_binary, ws: pushed in calling order,
+		 * no rotation of the stack (a message's hottest path) */
 		lua_pushlstring(L, p, len);
 		lua_pushboolean(L, c->rx_binary);
-		lua_rotate(L, top + 2, -1);          /* fn, data, is_binary, ws */
-		if (core_call(x, 3, 0))
+		lua_pushvalue(L, top + 2);
+		if (core_call_at(x, 3, top + 1))
 			conn_fail(c, 1011, "internal error");
+		lua_settop(L, top);
 		return;
 	}
 	lua_settop(L, top);

@@ -125,6 +125,12 @@ void core_flush_soon(struct ctx *x);         /* conn_flush_all before the next p
 
 /* core_call.c: every call into Lua */
 int core_call(struct ctx *x, int nargs, int nresults); /* protected; 0 = ok */
+/* for a hot path: the caller pushes the message handler first
+ * (core_push_msgh), then the function and nargs arguments; core_call_at
+ * calls it with no results and no stack rotation, and the caller resets
+ * the stack. 0 = ok; an error is reported as core_call does. */
+void core_push_msgh(lua_State *L);
+int core_call_at(struct ctx *x, int nargs, int msgh);
 int core_dispatch_prepare(struct ctx *x, int obj_ref, const char *event);
 void core_report(struct ctx *x, const char *msg);
 int core_ref_self(lua_State *L, int idx);

@@ -92,6 +92,25 @@ core_report(struct ctx *x, const char *msg)
 	}
 }
 
+void
+core_push_msgh(lua_State *L)
+{
+	lua_pushcfunction(L, msgh_traceback);
+}
+
+int
+core_call_at(struct ctx *x, int nargs, int msgh)
+{
+	lua_State *L = x->L;
+
+	if (lua_pcall(L, nargs, 0, msgh) != LUA_OK) {
+		x->callback_errors++;
+		core_report(x, lua_tostring(L, -1));
+		return -1;
+	}
+	return 0;
+}
+
 /* Calls the function below nargs arguments on the main thread's stack.
  * On error: reports the traceback and returns -1 with nothing pushed;
  * on success returns 0 with nresults pushed. */
