@@ -53,7 +53,7 @@ for _, id in ipairs(order) do
 	local d, dlo, dhi = stat(list, "deliveries_per_s")
 	local errs = 0
 	for _, r in ipairs(list) do errs = errs + (tonumber(r.errors) or 0) end
-	local desc = r1.case == "rate" and ("rate %s/s"):format(r1.rate) or ("window %s"):format(r1.window)
+	local desc = r1.case:match("^rate") and ("rate %s/s"):format(r1.rate) or ("window %s"):format(r1.window)
 	local function cpu(i) local v = stat(list, "pid_cpu", i); return v and ("%.2f"):format(v) or "-" end
 	local lg = stat(list, "loadgen_cpu")
 	local c0, c1 = stat(list, "core_busy", 1), stat(list, "core_busy", 2)
@@ -63,3 +63,14 @@ for _, id in ipairs(order) do
 		ms(stat(list, "p50_us2")), ms(stat(list, "p99_us2")), cpu(1), cpu(2), cpu(3),
 		lg and ("%.2f"):format(lg) or "-", cores, errs, #list))
 end
+
+-- runs that started on a busy machine (bench/sio_cluster/run waited up to
+-- QUIET_WAIT for it to calm down first)
+local busy = {}
+for _, id in ipairs(order) do
+	for _, r in ipairs(runs[id]) do
+		local n = tonumber(r.noise)
+		if n and n > 0.10 then busy[#busy + 1] = ("%s %s rep %s (%.0f%%)"):format(r.case, r.server, r.rep, n * 100) end
+	end
+end
+if #busy > 0 then print("\nstarted on a busy machine: " .. table.concat(busy, ", ")) end
