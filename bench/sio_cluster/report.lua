@@ -3,11 +3,13 @@
 --   lua5.4 bench/sio_cluster/report.lua RESULTS_FILE
 local path = assert(arg[1], "usage: report.lua RESULTS_FILE")
 
-local runs, order = {}, {}
+local runs, order, discarded = {}, {}, {}
 for line in io.lines(path) do
 	local r = {}
 	for k, v in line:gmatch("(%S+)=(%S+)") do r[k] = v end
-	if r.case and r.server then
+	if r.discarded then
+		discarded[#discarded + 1] = ("%s %s rep %s (others %s)"):format(r.case, r.server, r.rep, r.others_cpu)
+	elseif r.case and r.server then
 		local id = r.case .. "|" .. r.server
 		if not runs[id] then
 			runs[id] = {}
@@ -45,8 +47,8 @@ end
 local function ms(us) return us and ("%.1f"):format(us / 1000) or "-" end
 
 print(("| case | nodes | deliveries/s (spread) | p50 ms | p99 ms | p50 / p99 ms on B | "
-	.. "CPU node A | node B | redis | loadgen | CPU 0 / 1 busy | errors | runs |"))
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	.. "CPU node A | node B | redis | loadgen | others | CPU 0 / 1 busy | errors | runs |"))
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for _, id in ipairs(order) do
 	local list = runs[id]
 	local r1 = list[1]
@@ -57,11 +59,12 @@ for _, id in ipairs(order) do
 	local function cpu(i) local v = stat(list, "pid_cpu", i); return v and ("%.2f"):format(v) or "-" end
 	local lg = stat(list, "loadgen_cpu")
 	local c0, c1 = stat(list, "core_busy", 1), stat(list, "core_busy", 2)
+	local oth = stat(list, "others_cpu")
 	local cores = c0 and c1 and ("%.2f / %.2f"):format(c0, c1) or "-"
-	print(("| %s, %s receivers | %s×2 | %.0f (%.0f–%.0f) | %s | %s | %s / %s | %s | %s | %s | %s | %s | %d | %d |"):format(
+	print(("| %s, %s receivers | %s×2 | %.0f (%.0f–%.0f) | %s | %s | %s / %s | %s | %s | %s | %s | %s | %s | %d | %d |"):format(
 		desc, r1.receivers, r1.server, d, dlo, dhi, ms(stat(list, "p50_us")), ms(stat(list, "p99_us")),
 		ms(stat(list, "p50_us2")), ms(stat(list, "p99_us2")), cpu(1), cpu(2), cpu(3),
-		lg and ("%.2f"):format(lg) or "-", cores, errs, #list))
+		lg and ("%.2f"):format(lg) or "-", oth and ("%.2f"):format(oth) or "-", cores, errs, #list))
 end
 
 -- runs that started on a busy machine (bench/sio_cluster/run waited up to
@@ -73,4 +76,5 @@ for _, id in ipairs(order) do
 		if n and n > 0.10 then busy[#busy + 1] = ("%s %s rep %s (%.0f%%)"):format(r.case, r.server, r.rep, n * 100) end
 	end
 end
+if #discarded > 0 then print("\nmade again (others used more than 10% of a CPU): " .. table.concat(discarded, ", ")) end
 if #busy > 0 then print("\nstarted on a busy machine: " .. table.concat(busy, ", ")) end
