@@ -69,12 +69,15 @@ end
 
 -- runs that started on a busy machine (bench/sio_cluster/run waited up to
 -- QUIET_WAIT for it to calm down first)
-local busy = {}
+local busy, kept = {}, {}
 for _, id in ipairs(order) do
 	for _, r in ipairs(runs[id]) do
 		local n = tonumber(r.noise)
 		if n and n > 0.10 then busy[#busy + 1] = ("%s %s rep %s (%.0f%%)"):format(r.case, r.server, r.rep, n * 100) end
+		local o = tonumber(r.others_cpu)
+		if o and o > 0.10 then kept[#kept + 1] = ("%s %s rep %s (others %.2f)"):format(r.case, r.server, r.rep, o) end
 	end
 end
+if #kept > 0 then print("\nkept although disturbed (RETRIES used up): " .. table.concat(kept, ", ")) end
 if #discarded > 0 then print("\nmade again (others used more than 10% of a CPU): " .. table.concat(discarded, ", ")) end
 if #busy > 0 then print("\nstarted on a busy machine: " .. table.concat(busy, ", ")) end
