@@ -8,13 +8,19 @@
 
 #include <inttypes.h>
 
-static void bcast_payload(uint64_t seq, uint64_t ts, size_t size, unsigned char *d)
+void bcast_payload(uint64_t seq, uint64_t ts, size_t size, unsigned char *d)
 {
 	char hdr[BC_HDR + 1];
+	size_t i;
 
 	snprintf(hdr, sizeof(hdr), "%016" PRIx64 " %016" PRIx64 " ", seq, ts);
 	memcpy(d, hdr, BC_HDR);
 	fill_pat(d + BC_HDR, size - BC_HDR, seq * 104729);
+	/* sio-broadcast: the payload is a JSON string as is (no escapes) */
+	if (O.mode == M_SIO)
+		for (i = BC_HDR; i < size; i++)
+			if (d[i] == '"' || d[i] == '\\')
+				d[i] = '_';
 }
 
 static int parse_hex16(const unsigned char *p, uint64_t *v)
@@ -114,7 +120,7 @@ void bcast_send(uint64_t ts)
 	unsigned char *p;
 	uint64_t seq;
 
-	if (s->state != ST_OPEN)
+	if (s->state != ST_OPEN || (O.mode == M_SIO && s->sio != SIO_READY))
 		return;
 	if (G.next_seq - G.oldest >= BC_RING) {
 		G.skipped++;
@@ -123,8 +129,13 @@ void bcast_send(uint64_t ts)
 	seq = G.next_seq++;
 	p = scratch_get((size_t)O.size);
 	bcast_payload(seq, ts, (size_t)O.size, p);
-	G.left[seq & (BC_RING - 1)] = G.open;
-	ws_send(s, 0x1, p, (size_t)O.size);
+	if (O.mode == M_SIO) {
+		G.left[seq & (BC_RING - 1)] = G.sio_ready;
+		sio_send(s, p, (size_t)O.size);
+	} else {
+		G.left[seq & (BC_RING - 1)] = G.open;
+		ws_send(s, 0x1, p, (size_t)O.size);
+	}
 	if (G.phase == PH_MEASURE)
 		G.sent_in_window++;
 }
@@ -132,7 +143,8 @@ void bcast_send(uint64_t ts)
 void bcast_fill_window(uint64_t now)
 {
 	while (traffic_on() && G.next_seq - G.oldest < (uint64_t)O.window &&
-	       G.c[0].state == ST_OPEN)
+	       G.c[0].state == ST_OPEN &&
+	       (O.mode != M_SIO || G.c[0].sio == SIO_READY))
 		bcast_send(now);
 }
 
@@ -176,7 +188,11 @@ void bcast_message(struct conn *c, int op, const unsigned char *d, size_t n,
 		G.total_deliveries++;
 		if (G.phase == PH_MEASURE) {
 			G.deliveries++;
-			h_add(now - ts);
+			h_add(&G.h, now - ts);
+			if (O.mode == M_SIO && sio_port(c) == O.port2 && O.port2 != O.port) {
+				G.deliveries2++;
+				h_add(&G.h2, now - ts);
+			}
 		}
 	}
 	if (O.rate <= 0)

@@ -23,8 +23,10 @@ void set_state(struct conn *c, enum state s)
 
 	if (o == ST_CONNECTING || o == ST_HANDSHAKE)
 		G.pending--;
-	else if (o == ST_OPEN)
+	else if (o == ST_OPEN) {
 		G.open--;
+		sio_leave(c);
+	}
 	else if (o == ST_CLOSING)
 		G.closing--;
 	if (s == ST_CONNECTING || s == ST_HANDSHAKE)
@@ -64,7 +66,8 @@ void conn_abandon(struct conn *c)
 	G.outstanding -= n;
 	G.lost += n;
 	c->recv_seq = c->send_seq;
-	if (O.mode == M_BROADCAST)
+	/* a Socket.IO session counts for broadcasts from its CONNECT reply on */
+	if (O.mode == M_BROADCAST || (O.mode == M_SIO && c->sio == SIO_READY))
 		bcast_forget(c);
 }
 
@@ -230,7 +233,7 @@ void conn_event(struct conn *c, uint32_t ev, uint64_t now)
 void start_conn(struct conn *c, uint64_t now)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr = O.host,
-				  .sin_port = htons((uint16_t)O.port) };
+				  .sin_port = htons((uint16_t)sio_port(c)) };
 	struct epoll_event e = { .events = EPOLLOUT, .data.u64 = c->id };
 	int one = 1;
 

@@ -114,7 +114,7 @@ void echo_message(struct conn *c, int op, const unsigned char *d, size_t n,
 	if (G.phase == PH_MEASURE) {
 		G.completed++;
 		G.recv_in_window++;
-		h_add(now - t0);
+		h_add(&G.h, now - t0);
 	}
 	if (O.mode == M_IDLE && ok)
 		G.echo_ok++;

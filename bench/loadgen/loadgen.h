@@ -26,8 +26,9 @@
 #define BC_HDR 34                  /* "%016x %016x " */
 #define PATLEN 4093                /* prime, so payloads of nearby seqs differ */
 #define MAX_CORES 64
+#define MAX_PIDS 8
 
-enum mode { M_ECHO, M_LATENCY, M_BROADCAST, M_CONNECT, M_IDLE, M_SELFTEST };
+enum mode { M_ECHO, M_LATENCY, M_BROADCAST, M_CONNECT, M_IDLE, M_SIO, M_SELFTEST };
 extern const char *const mode_names[];
 
 enum phase {
@@ -36,6 +37,11 @@ enum phase {
 };
 
 enum state { ST_NEW, ST_CONNECTING, ST_HANDSHAKE, ST_OPEN, ST_CLOSING, ST_DONE };
+
+/* sio-broadcast: a WebSocket that is open speaks Engine.IO 4 and Socket.IO 5
+ * on top: it waits for the open packet "0{…}", sends the CONNECT "40", and
+ * takes part in broadcasts once "40{…}" came back */
+enum sio_state { SIO_NONE, SIO_WAIT_OPEN, SIO_WAIT_CONNECT, SIO_READY };
 
 struct buf {                        /* live bytes are p[off..len) */
 	unsigned char *p;
@@ -54,6 +60,7 @@ struct conn {
 	uint8_t sent_close, got_close;
 	uint8_t frag_op;            /* opcode of the message being reassembled */
 	uint8_t abandoned;          /* its unanswered messages already counted lost */
+	uint8_t sio;                /* sio-broadcast: enum sio_state */
 	uint32_t events;            /* current epoll interest */
 	struct buf in, out, msg;
 	uint64_t send_seq, recv_seq;
@@ -71,15 +78,22 @@ struct opts {
 	struct in_addr host;
 	int port;
 	const char *path;
+	int port2;                  /* sio-broadcast: the second node (0: none) */
 	int conns, inflight, size, concurrency, src_ips, keep, window, verbose;
 	double duration, warmup, drain, hold, rate, deadline, connect_timeout;
 	long server_pid;
+	long cpu_pids[MAX_PIDS];    /* --cpu-pids: CPU share of each in the window */
+	int ncpu_pids;
 };
 
 /* log-linear histogram of nanoseconds: exact below 1024, then 512
  * sub-buckets per power of two (<0.2% error) */
 #define H_SUB 512
 #define H_N (1024 + 54 * H_SUB)
+
+struct hist {
+	uint64_t b[H_N], count, max;
+};
 
 extern struct opts O;
 
@@ -104,12 +118,17 @@ struct run {
 	uint32_t *left;
 	uint64_t next_seq, oldest, deliveries, total_deliveries, dup, ooo;
 	uint64_t missing;
-	/* histogram */
-	uint64_t hist[H_N], hcount, hmax;
+	/* sio-broadcast: sessions not yet connected / connected, pings answered,
+	 * deliveries to receivers on the second node */
+	uint32_t sio_pending, sio_ready;
+	uint64_t sio_pings, deliveries2;
+	/* histogram (sio-broadcast: h2 has the second node's receivers too) */
+	struct hist h, h2;
 	long rss_before, rss_after, rss_end;
 	double cpu_ms, cpu_me, scpu_ms, scpu_me;   /* CPU seconds at window edges */
 	double all_ms, all_me;                     /* all CPUs, busy seconds */
 	double core_ms[MAX_CORES], core_me[MAX_CORES];  /* per CPU, incl. softirq */
+	double pid_ms[MAX_PIDS], pid_me[MAX_PIDS];      /* --cpu-pids, seconds */
 	int ncores;
 	/* selftest sink */
 	struct buf st_msgs;
@@ -171,6 +190,7 @@ void echo_message(struct conn *c, int op, const unsigned char *d, size_t n,
 		  uint64_t now);
 
 /* broadcast.c */
+void bcast_payload(uint64_t seq, uint64_t ts, size_t size, unsigned char *d);
 void bcast_forget(struct conn *c);
 void bcast_send(uint64_t ts);
 void bcast_fill_window(uint64_t now);
@@ -178,10 +198,19 @@ void bcast_message(struct conn *c, int op, const unsigned char *d, size_t n,
 		   uint64_t now);
 uint64_t bcast_missing(void);
 
+/* sio.c */
+void sio_open(struct conn *c);
+void sio_leave(struct conn *c);
+void sio_send(struct conn *c, const unsigned char *payload, size_t n);
+void sio_message(struct conn *c, int op, const unsigned char *d, size_t n,
+		 uint64_t now);
+int sio_port(const struct conn *c);
+
 /* stats.c */
-void h_add(uint64_t ns);
+void h_add(struct hist *h, uint64_t ns);
 long read_rss_kib(long pid);
 double self_cpu_s(void);
+double pid_cpu_s(long pid);
 double server_cpu_s(void);
 int read_proc_stat(double *all, double *core);
 double window_s(void);
@@ -194,6 +223,12 @@ void on_open(struct conn *c, uint64_t now);
 void on_signal(int sig);
 void on_alarm(int sig);
 void run(void);
+
+/* broadcast and sio-broadcast share the sequence, window and checks */
+static inline int is_bcast(void)
+{
+	return O.mode == M_BROADCAST || O.mode == M_SIO;
+}
 
 /* the workload sends only while warming up or measuring, and not once stopped */
 static inline int traffic_on(void)

@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 const char *const mode_names[] = {
-	"echo", "latency", "broadcast", "connect", "idle", "selftest"
+	"echo", "latency", "broadcast", "connect", "idle", "sio-broadcast", "selftest"
 };
 
 struct opts O = {
@@ -88,11 +88,16 @@ static void usage(FILE *f)
 	      "  broadcast  1 sender + N receivers; deliveries/s, latency, ordering\n"
 	      "  connect    open N conns (full handshake); connections/s\n"
 	      "  idle       hold N conns, server RSS per connection, then echo check\n"
+	      "  sio-broadcast  broadcast over Socket.IO 5 / Engine.IO 4 websockets:\n"
+	      "             conn 0 emits \"pub\" to --port, the server io.emit()s it as\n"
+	      "             \"b\"; receivers alternate between --port and --port2\n"
 	      "  selftest   codec checks, no network\n"
 	      "options:\n"
 	      "  --host A             target IPv4 in 127.0.0.0/8 (default 127.0.0.1)\n"
 	      "  --port P             target port (required)\n"
-	      "  --path /P            request path (default /)\n"
+	      "  --port2 P            sio-broadcast: second node's port (default --port)\n"
+	      "  --path /P            request path (default /; sio-broadcast:\n"
+	      "                       /socket.io/?EIO=4&transport=websocket)\n"
 	      "  --conns N            connections (broadcast: receivers) (100)\n"
 	      "  --inflight D         echo: messages in flight per connection (1)\n"
 	      "  --size B             payload bytes, ASCII text (32; broadcast >= 40)\n"
@@ -107,6 +112,7 @@ static void usage(FILE *f)
 	      "  --keep               connect: keep connections until all are open\n"
 	      "  --src-ips K          spread sources over 127.0.0.1..K (1)\n"
 	      "  --server-pid PID     read the server's VmRSS from /proc\n"
+	      "  --cpu-pids P,P…      CPU share of each in the window (pid_cpu=)\n"
 	      "  --deadline S         hard limit for the whole run (derived)\n"
 	      "output: one 'RESULT mode=… key=value…' line on stdout, details on stderr\n",
 	      f);
@@ -125,10 +131,30 @@ static double num_arg(const char *opt, const char *v, double lo, double hi)
 	return d;
 }
 
+static void parse_pids(const char *opt, const char *v)
+{
+	char *end;
+
+	if (!v || !*v)
+		die("%s needs a value", opt);
+	for (;;) {
+		long pid = strtol(v, &end, 10);
+
+		if (end == v || pid <= 0 || O.ncpu_pids == MAX_PIDS)
+			die("bad value for %s (at most %d pids)", opt, MAX_PIDS);
+		O.cpu_pids[O.ncpu_pids++] = pid;
+		if (!*end)
+			return;
+		if (*end != ',')
+			die("bad value for %s", opt);
+		v = end + 1;
+	}
+}
+
 static void parse_args(int argc, char **argv)
 {
 	const char *host = "127.0.0.1";
-	int i, m, got_port = 0, got_size = 0;
+	int i, m, got_port = 0, got_size = 0, got_path = 0;
 
 	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
 		usage(argc < 2 ? stderr : stdout);
@@ -156,8 +182,12 @@ static void parse_args(int argc, char **argv)
 			host = v ? v : "";
 		else if (!strcmp(a, "--port"))
 			O.port = (int)num_arg(a, v, 1, 65535), got_port = 1;
+		else if (!strcmp(a, "--port2"))
+			O.port2 = (int)num_arg(a, v, 1, 65535);
 		else if (!strcmp(a, "--path"))
-			O.path = v ? v : "/";
+			O.path = v ? v : "/", got_path = 1;
+		else if (!strcmp(a, "--cpu-pids"))
+			parse_pids(a, v);
 		else if (!strcmp(a, "--conns"))
 			O.conns = (int)num_arg(a, v, 1, 1000000);
 		else if (!strcmp(a, "--inflight"))
@@ -200,10 +230,16 @@ static void parse_args(int argc, char **argv)
 		die("refusing target %s: only 127.0.0.0/8 is allowed", host);
 	if (!got_port)
 		die("--port is required");
-	if (O.mode == M_BROADCAST && !got_size)
+	if (is_bcast() && !got_size)
 		O.size = 64;
-	if (O.mode == M_BROADCAST && O.size < 40)
+	if (is_bcast() && O.size < 40)
 		die("broadcast needs --size >= 40 (sequence number and timestamp)");
+	if (O.mode == M_SIO && !got_path)
+		O.path = "/socket.io/?EIO=4&transport=websocket";
+	if (O.mode == M_SIO && !O.port2)
+		O.port2 = O.port;
+	if (O.mode != M_SIO && O.port2)
+		die("--port2 is for sio-broadcast");
 	if (O.mode == M_LATENCY && O.rate <= 0)
 		die("latency needs --rate > 0");
 	if (O.mode == M_IDLE && O.server_pid <= 0)

@@ -28,6 +28,9 @@ void on_message(struct conn *c, int op, const unsigned char *d, size_t n,
 	case M_BROADCAST:
 		bcast_message(c, op, d, n, now);
 		break;
+	case M_SIO:
+		sio_message(c, op, d, n, now);
+		break;
 	case M_SELFTEST:
 		buf_append(&G.st_msgs, d, n);
 		buf_append(&G.st_msgs, "|", 1);
@@ -44,6 +47,8 @@ void on_open(struct conn *c, uint64_t now)
 	G.t_last_open = now;
 	c->bc_from = G.next_seq;
 	c->next = G.next_seq;
+	if (O.mode == M_SIO)
+		sio_open(c);        /* it joins broadcasts at its CONNECT reply */
 	if (O.mode == M_CONNECT && !O.keep)
 		ws_close(c, 1000);
 }
@@ -58,6 +63,8 @@ static void window_open(uint64_t now)
 	G.cpu_ms = self_cpu_s();
 	G.scpu_ms = server_cpu_s();
 	G.ncores = read_proc_stat(&G.all_ms, G.core_ms);
+	for (int i = 0; i < O.ncpu_pids; i++)
+		G.pid_ms[i] = pid_cpu_s(O.cpu_pids[i]);
 }
 
 static void window_close(uint64_t now)
@@ -66,6 +73,8 @@ static void window_close(uint64_t now)
 	G.cpu_me = self_cpu_s();
 	G.scpu_me = server_cpu_s();
 	read_proc_stat(&G.all_me, G.core_me);
+	for (int i = 0; i < O.ncpu_pids; i++)
+		G.pid_me[i] = pid_cpu_s(O.cpu_pids[i]);
 	G.rss_end = read_rss_kib(O.server_pid);
 }
 
@@ -102,7 +111,7 @@ static void start_traffic(uint64_t now)
 			if (G.c[i].state == ST_OPEN)
 				for (j = 0; j < O.inflight; j++)
 					send_echo(&G.c[i], now);
-	if (O.mode == M_BROADCAST && O.rate <= 0)
+	if (is_bcast() && O.rate <= 0)
 		bcast_fill_window(now);
 }
 
@@ -140,7 +149,7 @@ static void rate_tick(uint64_t now)
 
 static int drained(void)
 {
-	if (O.mode == M_BROADCAST)
+	if (is_bcast())
 		return G.oldest == G.next_seq;
 	return G.outstanding == 0;
 }
@@ -161,7 +170,7 @@ static void tick(uint64_t now)
 			window_open(now);
 		while (G.started < G.total && G.pending < (uint32_t)O.concurrency)
 			start_conn(&G.c[G.started++], now);
-		if (G.started == G.total && G.pending == 0) {
+		if (G.started == G.total && G.pending == 0 && G.sio_pending == 0) {
 			G.t_connected = now;
 			if (O.mode == M_CONNECT)
 				window_close(G.t_last_open ? G.t_last_open : now);
@@ -179,7 +188,9 @@ static void tick(uint64_t now)
 		} else if (now >= G.t_connect_deadline) {
 			for (i = 0; i < G.total; i++)
 				if (G.c[i].state == ST_CONNECTING ||
-				    G.c[i].state == ST_HANDSHAKE || G.c[i].state == ST_NEW)
+				    G.c[i].state == ST_HANDSHAKE || G.c[i].state == ST_NEW ||
+				    (G.c[i].state == ST_OPEN && G.c[i].sio != SIO_NONE &&
+				     G.c[i].sio != SIO_READY))
 					conn_fail(&G.c[i], &G.conn_errors, "connect timeout");
 			G.started = G.total;
 		}
@@ -195,7 +206,7 @@ static void tick(uint64_t now)
 			G.t_drain_end = now + s_to_ns(O.drain);
 			break;
 		}
-		if (O.rate > 0 && (O.mode == M_LATENCY || O.mode == M_BROADCAST))
+		if (O.rate > 0 && (O.mode == M_LATENCY || is_bcast()))
 			rate_tick(now);
 		break;
 	case PH_DRAIN:
@@ -291,7 +302,7 @@ void run(void)
 	struct epoll_event evs[1024], te = { .events = EPOLLIN, .data.u64 = TIMER_TAG };
 	uint32_t i;
 
-	G.total = (uint32_t)O.conns + (O.mode == M_BROADCAST ? 1 : 0);
+	G.total = (uint32_t)O.conns + (is_bcast() ? 1 : 0);
 	raise_nofile(G.total + 64);
 	G.c = calloc(G.total, sizeof(*G.c));
 	G.dirty = calloc(G.total, sizeof(*G.dirty));
@@ -301,7 +312,7 @@ void run(void)
 		G.c[i].id = i;
 		G.c[i].fd = -1;
 	}
-	if (O.mode == M_BROADCAST) {
+	if (is_bcast()) {
 		G.left = calloc(BC_RING, sizeof(*G.left));
 		if (!G.left)
 			die("out of memory");

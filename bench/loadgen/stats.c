@@ -36,39 +36,44 @@ static uint64_t h_value(int i)
 	return lo + ((1ull << shift) >> 1);    /* bucket midpoint */
 }
 
-void h_add(uint64_t ns)
+void h_add(struct hist *h, uint64_t ns)
 {
 	int i = h_index(ns);
 
 	if (i >= H_N)
 		i = H_N - 1;
-	G.hist[i]++;
-	G.hcount++;
-	if (ns > G.hmax)
-		G.hmax = ns;
+	h->b[i]++;
+	h->count++;
+	if (ns > h->max)
+		h->max = ns;
 }
 
-static double h_pct_us(double q)
+static double h_pct(const struct hist *h, double q)
 {
 	uint64_t want, acc = 0;
 	int i;
 
-	if (!G.hcount)
+	if (!h->count)
 		return 0;
-	want = (uint64_t)(q * (double)G.hcount);
-	if ((double)want < q * (double)G.hcount)
+	want = (uint64_t)(q * (double)h->count);
+	if ((double)want < q * (double)h->count)
 		want++;
 	if (want < 1)
 		want = 1;
 	for (i = 0; i < H_N; i++) {
-		acc += G.hist[i];
+		acc += h->b[i];
 		if (acc >= want) {
 			uint64_t v = h_value(i);
 
-			return (double)(v > G.hmax ? G.hmax : v) / 1000.0;
+			return (double)(v > h->max ? h->max : v) / 1000.0;
 		}
 	}
-	return (double)G.hmax / 1000.0;
+	return (double)h->max / 1000.0;
+}
+
+static double h_pct_us(double q)
+{
+	return h_pct(&G.h, q);
 }
 
 long read_rss_kib(long pid)
@@ -101,17 +106,17 @@ double self_cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
 }
 
-/* utime + stime of the server, to show which side was the bottleneck */
-double server_cpu_s(void)
+/* utime + stime of a process, in seconds (-1: unknown) */
+double pid_cpu_s(long pid)
 {
 	char path[64], line[1024], *p;
 	unsigned long ut, st;
 	FILE *f;
 	int ok;
 
-	if (O.server_pid <= 0)
+	if (pid <= 0)
 		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/stat", O.server_pid);
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
 	f = fopen(path, "r");
 	if (!f)
 		return -1;
@@ -123,6 +128,12 @@ double server_cpu_s(void)
 	ok = sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
 		    &ut, &st) == 2;
 	return ok ? (double)(ut + st) / (double)sysconf(_SC_CLK_TCK) : -1;
+}
+
+/* the server's, to show which side was the bottleneck */
+double server_cpu_s(void)
+{
+	return pid_cpu_s(O.server_pid);
 }
 
 /*
@@ -184,7 +195,7 @@ void report(void)
 
 	if (O.mode == M_ECHO || O.mode == M_LATENCY || O.mode == M_IDLE)
 		G.lost += G.outstanding;
-	if (O.mode == M_BROADCAST)
+	if (is_bcast())
 		G.missing = bcast_missing();
 	errors = G.mismatches + G.lost + G.closed_errors + G.conn_errors +
 		 G.proto_errors + G.unexpected + G.missing + G.dup + G.ooo;
@@ -192,7 +203,7 @@ void report(void)
 		errors = G.total - G.conn_errors - G.echo_ok;   /* silent non-echoers */
 	snprintf(lat, sizeof(lat), "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f "
 		 "max_us=%.1f samples=%" PRIu64, h_pct_us(0.50), h_pct_us(0.90),
-		 h_pct_us(0.99), h_pct_us(0.999), (double)G.hmax / 1000.0, G.hcount);
+		 h_pct_us(0.99), h_pct_us(0.999), (double)G.h.max / 1000.0, G.h.count);
 
 	printf("RESULT mode=%s", mode_names[O.mode]);
 	switch (O.mode) {
@@ -216,6 +227,19 @@ void report(void)
 		       G.next_seq, per_s(G.sent_in_window), G.deliveries,
 		       per_s(G.deliveries), G.total_deliveries, lat, G.missing, G.dup,
 		       G.ooo, G.skipped);
+		break;
+	case M_SIO:
+		/* "2" = the receivers on --port2, reached through the adapter */
+		printf(" receivers=%d port=%d port2=%d size=%d rate=%.0f window=%d"
+		       " duration_s=%.2f sent=%" PRIu64 " msgs_per_s=%.0f deliveries=%" PRIu64
+		       " deliveries_per_s=%.0f total_deliveries=%" PRIu64 " %s"
+		       " deliveries2=%" PRIu64 " p50_us2=%.1f p99_us2=%.1f"
+		       " missing=%" PRIu64 " dup=%" PRIu64 " ooo=%" PRIu64 " skipped=%" PRIu64
+		       " pings=%" PRIu64, O.conns, O.port, O.port2, O.size, O.rate,
+		       O.rate > 0 ? 0 : O.window, window_s(), G.next_seq,
+		       per_s(G.sent_in_window), G.deliveries, per_s(G.deliveries),
+		       G.total_deliveries, lat, G.deliveries2, h_pct(&G.h2, 0.5),
+		       h_pct(&G.h2, 0.99), G.missing, G.dup, G.ooo, G.skipped, G.sio_pings);
 		break;
 	case M_CONNECT: {
 		double el = G.t_last_open > G.t_first_connect ?
@@ -254,6 +278,10 @@ void report(void)
 		for (int i = 0; i < G.ncores; i++)
 			printf("%s%.2f", i ? "," : " core_busy=",
 			       (G.core_me[i] - G.core_ms[i]) / window_s());
+		for (int i = 0; i < O.ncpu_pids; i++)
+			printf("%s%.2f", i ? "," : " pid_cpu=",
+			       G.pid_ms[i] >= 0 && G.pid_me[i] >= 0 ?
+			       (G.pid_me[i] - G.pid_ms[i]) / window_s() : -1.0);
 	}
 	printf(" errors=%" PRIu64 " mismatches=%" PRIu64 " lost=%" PRIu64
 	       " closed_errors=%" PRIu64 " conn_errors=%" PRIu64 " proto_errors=%" PRIu64
@@ -271,13 +299,16 @@ void report(void)
 	if (O.mode == M_ECHO)
 		fprintf(stderr, "  %.0f round trips/s (%d in flight, %d B)\n",
 			per_s(G.completed), O.inflight, O.size);
-	if (O.mode == M_BROADCAST)
+	if (is_bcast())
 		fprintf(stderr, "  %" PRIu64 " messages sent, %.0f deliveries/s to %d receivers\n",
 			G.next_seq, per_s(G.deliveries), O.conns);
-	if (G.hcount)
+	if (G.h.count)
 		fprintf(stderr, "  latency µs: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
 			h_pct_us(0.5), h_pct_us(0.9), h_pct_us(0.99), h_pct_us(0.999),
-			(double)G.hmax / 1000.0);
+			(double)G.h.max / 1000.0);
+	if (G.h2.count)
+		fprintf(stderr, "  second node's receivers: %" PRIu64 " deliveries, p50 %.1f  p99 %.1f µs\n",
+			G.deliveries2, h_pct(&G.h2, 0.5), h_pct(&G.h2, 0.99));
 	if (O.mode == M_IDLE)
 		fprintf(stderr, "  server RSS %ld -> %ld KiB, echo ok on %" PRIu64 "\n",
 			G.rss_before, G.rss_after, G.echo_ok);

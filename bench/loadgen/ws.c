@@ -354,7 +354,7 @@ void send_handshake(struct conn *c)
 		     "GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
 		     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
 		     "Sec-WebSocket-Version: 13\r\n\r\n",
-		     O.path, inet_ntoa(O.host), O.port, key);
+		     O.path, inet_ntoa(O.host), sio_port(c), key);
 	buf_append(&c->out, req, (size_t)n);
 	set_state(c, ST_HANDSHAKE);
 	conn_want(c, EPOLLIN);
