@@ -24,63 +24,11 @@ if not H.has_redis then
 	return
 end
 
+local C = require "sio_cluster"
+local connect, expect, sorted, tag = C.connect, C.expect, C.sorted, C.tag
 -- how many connections are subscribed to the shard channel, once it is n
 local function wait_shard_subscribers(port, channel, n)
-	local r = redis.connect { port = port }
-	local got, asked = -1, false
-	local ok, err = pcall(H.run_until, function()
-		if not asked and r:ready() then
-			asked = true
-			r:command({ "PUBSUB", "SHARDNUMSUB", channel }, function(reply)
-				asked = false
-				got = reply and tonumber(reply[2]) or -1
-			end)
-		end
-		return got == n
-	end, 15000, n .. " shard subscribers of " .. channel, 50)
-	r:close()
-	if not ok then error(err .. " (last count " .. got .. ")", 2) end
-end
-
-local function connect(p, id, version, port, opts)
-	opts = opts or {}
-	p:cmd { cmd = "connect", id = id, version = version, transports = opts.transports, nsp = opts.nsp,
-		url = "http://127.0.0.1:" .. port, events = { "msg", "bin", "ask" }, ackReply = { id } }
-	local ev = p:wait("connect", 10000, function(e) return e.id == id end)
-	if not opts.transports then p:wait("upgrade", 10000, function(e) return e.id == id end) end
-	return ev.sid
-end
-
--- every id in want gets event name with first argument text exactly once;
--- nobody else gets it (within a grace period after the last one came)
-local function expect(p, want, name, text)
-	local set = {}
-	for _, id in ipairs(want) do
-		set[id] = true
-		local ok, err = pcall(p.wait, p, "event", 10000, function(e)
-			return e.id == id and e.event == name and (text == nil or e.args[1] == text)
-		end)
-		if not ok then error(("%s did not get '%s' %s: %s"):format(id, name, tostring(text), err), 2) end
-	end
-	H.run_for(300 * H.SLOW)
-	for _, ev in ipairs(p.events) do
-		if ev.ev == "event" and ev.event == name and (text == nil or ev.args[1] == text) then
-			error(("%s got '%s' %s"):format(ev.id, name, set[ev.id] and "twice" or "but should not have"), 2)
-		end
-	end
-end
-
-local function sorted(t)
-	local c = {}
-	for i, v in ipairs(t) do c[i] = v end
-	table.sort(c)
-	return c
-end
-
-local tags = 0
-local function tag()
-	tags = tags + 1
-	return "t" .. tags
+	return C.wait_subscribers(port, channel, n, "SHARDNUMSUB")
 end
 
 describe("socket.io sharded redis adapter", function()

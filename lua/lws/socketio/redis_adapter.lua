@@ -179,12 +179,18 @@ function Redis:broadcast_with_ack(args, opts, on_count, on_ack)
 	return Base.broadcast_with_ack(self, args, opts, on_count, on_ack)
 end
 
-function Redis:server_count(fn)
-	local ok = self.factory.redis:command({ "PUBSUB", "NUMSUB", self.request_channel }, function(reply)
+-- fn(n): the nodes subscribed to channel (at least this one), by PUBSUB
+-- how ("NUMSUB"; the sharded adapter's "SHARDNUMSUB")
+local function count_nodes(redis, how, channel, fn)
+	local ok = redis:command({ "PUBSUB", how, channel }, function(reply)
 		local n = type(reply) == "table" and math.tointeger(reply[2]) or nil
 		fn(n and n > 0 and n or 1)
 	end)
 	if not ok then fn(1) end
+end
+
+function Redis:server_count(fn)
+	count_nodes(self.factory.redis, "NUMSUB", self.request_channel, fn)
 end
 
 -- a request that waits for answers: fn(err, result) once
@@ -545,5 +551,6 @@ M.Redis, M.Factory = Redis, Factory
 M.data_of, M.args_of = data_of, args_of
 -- shared with lws.socketio.redis_sharded
 M.wire_flags, M.local_opts, M.socket_details, M.report = wire_flags, local_opts, socket_details, report
+M.count_nodes, M.room_list, M.is_local = count_nodes, room_list, is_local
 
 return M

@@ -49,7 +49,8 @@ local Base, Redis, Factory = adapter.Adapter, classic.Redis, classic.Factory
 local null, list_of, call = json.null, common.list_of, common.call
 local data_of, args_of, local_opts, wire_flags = classic.data_of, classic.args_of, classic.local_opts,
 	classic.wire_flags
-local report = classic.report
+local report, count_nodes, room_list, is_local = classic.report, classic.count_nodes, classic.room_list,
+	classic.is_local
 
 local M = {}
 
@@ -130,10 +131,6 @@ local function wire_opts(opts)
 		flags = wire_flags(opts.flags) })
 end
 
-local function room_list(rooms)
-	if type(rooms) == "table" then return json.array { table.unpack(rooms) } end
-	return json.array { rooms }
-end
 
 -- Node's looksLikeASocketId: a string of 20 UTF-16 units
 local function looks_like_socket_id(room)
@@ -151,7 +148,6 @@ Sharded.__index = Sharded
 Sharded.__name = "lws.socketio.redis_sharded.nsp"
 M.Sharded = Sharded
 
-local function is_local(opts) return opts.flags and opts.flags["local"] end
 
 function Sharded:_publish(channel, payload)
 	-- at most once, as Redis pub/sub itself: lost during an outage
@@ -212,11 +208,7 @@ function Sharded:broadcast_with_ack(args, opts, on_count, on_ack)
 end
 
 function Sharded:server_count(fn)
-	local ok = self.factory.redis:command({ "PUBSUB", "SHARDNUMSUB", self.channel }, function(reply)
-		local n = type(reply) == "table" and math.tointeger(reply[2]) or nil
-		fn(n and n > 0 and n or 1)
-	end)
-	if not ok then fn(1) end
+	count_nodes(self.factory.redis, "SHARDNUMSUB", self.channel, fn)
 end
 
 local function timeout_message(entry)
