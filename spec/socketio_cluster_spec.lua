@@ -68,25 +68,7 @@ local function send(p, id, event, ...)
 	p:cmd { cmd = "emit", id = id, event = event, argsJson = json.encode(json.array(table.pack(...))) }
 end
 
--- every id in want gets event `name` with first argument `text` exactly
--- once; nobody else gets it
-local function expect(p, want, name, text)
-	local set = {}
-	for _, id in ipairs(want) do
-		set[id] = true
-		local ev = p:wait("event", 10000, function(e)
-			return e.id == id and e.event == name and (text == nil or e.args[1] == text)
-		end)
-		assert.is_truthy(ev, id)
-		if os.getenv("DBG") then print(id, name, text) end
-	end
-	H.run_for(300)
-	for _, ev in ipairs(p.events) do
-		if ev.ev == "event" and ev.event == name and (text == nil or ev.args[1] == text) then
-			error(("%s got '%s' %s"):format(ev.id, name, set[ev.id] and "twice" or "but should not have"), 2)
-		end
-	end
-end
+local expect = require("sio_cluster").expect
 
 describe("socket.io across nodes", function()
 	after_each(H.clean)
