@@ -89,6 +89,7 @@ build = {
       ["lws.socketio.namespace"] = "lua/lws/socketio/namespace.lua",
       ["lws.socketio.redis_adapter"] = "lua/lws/socketio/redis_adapter.lua",
       ["lws.socketio.redis_sharded"] = "lua/lws/socketio/redis_sharded.lua",
+      ["lws.socketio.redis_streams"] = "lua/lws/socketio/redis_streams.lua",
       ["lws.socketio.msgpack_parser"] = "lua/lws/socketio/msgpack_parser.lua",
       ["lws.socketio.admin"] = "lua/lws/socketio/admin.lua",
    },

@@ -341,20 +341,8 @@ describe("socket.io redis adapter", function()
 		-- and the pattern subscriptions: two connections (Node's and ours) with
 		-- both namespaces' patterns again, and our publishing connection up
 		H.run_until(function() return #patterns >= 2 end, 15000, "our pattern subscriptions")
-		local r = redis.connect { port = rs.port }
-		local psubs, asked = -1, false
-		H.run_until(function()
-			if r:ready() and not asked then
-				asked = true
-				r:command({ "CLIENT", "LIST" }, function(list)
-					local n = 0
-					for _ in tostring(list):gmatch("psub=2 ") do n = n + 1 end
-					psubs, asked = n, false
-				end)
-			end
-			return psubs == 2 and factory.redis:ready()
-		end, 15000, "both nodes' pattern subscriptions")
-		r:close()
+		C.wait_clients(rs.port, "psub=2 ", 2)
+		H.run_until(function() return factory.redis:ready() end, 15000, "our publishing connection")
 		sio:emit("msg", "after-lua")
 		expect(p, everyone, "msg", "after-lua")
 		node:cmd { cmd = "emit", event = "msg", args = { "after-node" } }

@@ -25,7 +25,7 @@ if not H.has_redis then
 end
 
 local C = require "sio_cluster"
-local connect, expect, sorted, tag = C.connect, C.expect, C.sorted, C.tag
+local expect, sorted, tag = C.expect, C.sorted, C.tag
 -- how many connections are subscribed to the shard channel, once it is n
 local function wait_shard_subscribers(port, channel, n)
 	return C.wait_subscribers(port, channel, n, "SHARDNUMSUB")
@@ -38,17 +38,8 @@ describe("socket.io sharded redis adapter", function()
 	local everyone = { "n1", "n2", "l1", "l2", "m1" }
 
 	local function lua_node(mode)
-		local n, index = {}, #lua + 1
-		n.srv = H.server()
-		n.factory = socketio.redis_adapter { port = rs.port, sharded = true, subscription_mode = mode,
-			redis = { reconnect = { min = 50, max = 300 } } }
-		n.sio = socketio(n.srv, { adapter = n.factory })
-		n.sio:on("connection", function() end)
-		for _, nsp in ipairs { n.sio.sockets, n.sio:of("/admin") } do
-			nsp:on("ping_sse", function(x, ack) if ack then ack("lua" .. index .. ":" .. x) end end)
-		end
-		lua[#lua + 1] = n
-		return n
+		return C.lua_node(lua, socketio.redis_adapter { port = rs.port, sharded = true, subscription_mode = mode,
+			redis = { reconnect = { min = 50, max = 300 } } })
 	end
 
 	-- the cluster: a Node node with n1, n2; Lua node A with l1, l2; Lua node B with m1
@@ -62,51 +53,19 @@ describe("socket.io sharded redis adapter", function()
 		lua_node(mode)
 		for _, ch in ipairs { "socket.io#/#", "socket.io#/admin#" } do wait_shard_subscribers(rs.port, ch, 3) end
 		p = H.node(PEER)
-		sids.n1 = connect(p, "n1", "4", node_port, { transports = { "websocket" } })
-		sids.n2 = connect(p, "n2", "2", node_port)
-		sids.l1 = connect(p, "l1", "4", lua[1].srv:port(), { transports = { "websocket" } })
-		sids.l2 = connect(p, "l2", "2", lua[1].srv:port())
-		sids.m1 = connect(p, "m1", "4", lua[2].srv:port(), { transports = { "websocket" } })
+		C.clients(p, sids, node_port, lua)
 	end
 
 	local function sio() return lua[1].sio end
-	local function lua_socket(id)
-		for _, n in ipairs(lua) do
-			local s = n.sio.sockets.sockets[sids[id]]
-			if s then return s end
-		end
-	end
-	local function node_join(id, room)
-		local t = tag()
-		node:cmd { cmd = "join", sid = sids[id], room = room, tag = t }
-		node:wait("joined", 5000, function(e) return e.tag == t end)
-	end
+	local function lua_socket(id) return C.lua_socket(lua, sids[id]) end
+	local function node_fetch(rooms_) return C.node_fetch(node, rooms_) end
+	local function cluster() return { lua = lua, node = node, p = p, sids = sids } end
 	-- the rooms of the test: r1 = l1, n1; r2 = n2, l2, m1; then each room's
 	-- channel has one subscriber per node that has the room
-	local function rooms()
-		lua_socket("l1"):join("r1")
-		lua_socket("l1").data = { who = "l1" }
-		node_join("n1", "r1")
-		node_join("n2", "r2")
-		lua_socket("l2"):join("r2")
-		lua_socket("m1"):join("r2")
-	end
-
-	local function node_fetch(rooms_)
-		local t = tag()
-		node:cmd { cmd = "fetch", rooms = rooms_, tag = t }
-		local f = node:wait("fetched", 10000, function(e) return e.tag == t end)
-		assert.is_nil(f.error)
-		local ids = {}
-		for i, s in ipairs(f.sockets) do ids[i] = s.id end
-		return sorted(ids), f.sockets
-	end
+	local function rooms() return C.rooms(cluster()) end
 
 	local function stop()
-		for _, n in ipairs(lua) do n.sio:close() end
-		for _, n in ipairs(lua) do
-			H.run_until(function() return n.factory.redis == nil end, 5000, "the adapter's redis client to close")
-		end
+		C.stop(lua, function(n) return n.factory.redis == nil end)
 		lua = {}
 	end
 
@@ -199,33 +158,10 @@ describe("socket.io sharded redis adapter", function()
 		wait_shard_subscribers(rs.port, "socket.io#/#r2#", 3)
 
 		-- namespaces: /admin clients on each node, / clients do not see it
-		sids.na = connect(p, "na", "4", node_port, { nsp = "/admin", transports = { "websocket" } })
-		sids.la = connect(p, "la", "4", lua[1].srv:port(), { nsp = "/admin", transports = { "websocket" } })
-		sids.ma = connect(p, "ma", "4", lua[2].srv:port(), { nsp = "/admin", transports = { "websocket" } })
-		sio():of("/admin"):emit("msg", "lua-admin")
-		expect(p, { "na", "la", "ma" }, "msg", "lua-admin")
-		node:cmd { cmd = "emit", nsp = "/admin", event = "msg", args = { "node-admin" } }
-		expect(p, { "na", "la", "ma" }, "msg", "node-admin")
+		C.check_namespaces(cluster(), node_port)
 
 		-- binary attachments (notepack on the wire), nested too
-		local bytes = {}
-		for i = 0, 999 do bytes[#bytes + 1] = string.char(i % 256) end
-		bytes = table.concat(bytes)
-		local all = { "n1", "n2", "l1", "l2", "m1" }
-		sio():emit("bin", socketio.binary(bytes), { inner = socketio.binary("\0\1\2") })
-		for _, id in ipairs(all) do
-			local ev = p:wait("event", 10000, function(e) return e.id == id and e.event == "bin" end)
-			assert.are.equal(bytes, H.unbase64(ev.args[1]["$bin"]), id)
-			assert.are.equal("\0\1\2", H.unbase64(ev.args[2].inner["$bin"]), id)
-		end
-		node:cmd { cmd = "emit", rooms = { "r2" }, event = "bin", args = { { ["$bin"] = H.base64(bytes) }, 7 } }
-		for _, id in ipairs { "n2", "l2", "m1" } do
-			local ev = p:wait("event", 10000, function(e) return e.id == id and e.event == "bin" end)
-			assert.are.equal(bytes, H.unbase64(ev.args[1]["$bin"]), id)
-			assert.are.equal(7, ev.args[2], id)
-		end
-		H.run_for(300 * H.SLOW)
-		assert.is_nil(p:has("event"))
+		C.check_binary(cluster())
 		stop()
 	end)
 
@@ -236,71 +172,14 @@ describe("socket.io sharded redis adapter", function()
 		wait_shard_subscribers(rs.port, "socket.io#/#r2#", 3)
 
 		-- the node count: SHARDNUMSUB of the main channel, on both kinds of node
-		local n
-		sio().sockets.adapter:server_count(function(c) n = c end)
-		H.run_until(function() return n end, 5000, "the server count")
-		assert.are.equal(3, n)
-		local t = tag()
-		node:cmd { cmd = "server_count", tag = t }
-		assert.are.equal(3, node:wait("server-count", 5000, function(e) return e.tag == t end).n)
+		C.check_server_count(cluster(), 3)
+		local t
 
 		-- fetchSockets from a Lua node: every node's sockets in r1 / r2
-		local got
-		sio():in_("r1"):fetch_sockets(function(err, sockets) got = { err = err, sockets = sockets } end)
-		H.run_until(function() return got end, 10000, "fetch_sockets")
-		assert.is_nil(got.err)
-		local by_id = {}
-		for _, s in ipairs(got.sockets) do by_id[s.id] = s end
-		assert.are.equal(2, #got.sockets)
-		assert.are.same(sorted { sids.l1, sids.n1 }, sorted { got.sockets[1].id, got.sockets[2].id })
-		assert.are.same(sorted { sids.n1, "r1" }, sorted(by_id[sids.n1].rooms))
-		assert.are.same(sorted { sids.l1, "r1" }, sorted(by_id[sids.l1].rooms))
-		assert.are.equal("l1", by_id[sids.l1].data.who)
-		assert.are.equal(lua_socket("l1"), by_id[sids.l1].socket)
-		assert.matches("127%.0%.0%.1", by_id[sids.n1].handshake.address)
-		-- a remote socket is reached through its view
-		by_id[sids.n1]:emit("msg", "via-remote-view")
-		expect(p, { "n1" }, "msg", "via-remote-view")
-		got = nil
-		lua[2].sio:in_("r2"):fetch_sockets(function(err, sockets) got = { err = err, sockets = sockets } end)
-		H.run_until(function() return got end, 10000, "fetch_sockets from B")
-		assert.is_nil(got.err)
-		local ids = {}
-		for i, s in ipairs(got.sockets) do ids[i] = s.id end
-		assert.are.same(sorted { sids.n2, sids.l2, sids.m1 }, sorted(ids))
-		-- from the Node node: both Lua nodes answer, with data and rooms
-		local fids, fsockets = node_fetch { "r1", "r2" }
-		assert.are.same(sorted { sids.l1, sids.l2, sids.m1, sids.n1, sids.n2 }, fids)
-		local remote
-		for _, s in ipairs(fsockets) do if s.id == sids.l1 then remote = s end end
-		assert.are.same(sorted { sids.l1, "r1" }, sorted(remote.rooms))
-		assert.are.same({ who = "l1" }, remote.data)
-		assert.are.equal("4", remote.query.EIO)
+		C.check_fetch(cluster())
 
 		-- serverSideEmit with acks, both ways, and without
-		local replies
-		sio():server_side_emit("ping_sse", "x", function(err, r) replies = { err = err, r = r } end)
-		H.run_until(function() return replies end, 10000, "server_side_emit replies")
-		assert.is_nil(replies.err)
-		assert.are.same({ "lua2:x", "node:x" }, sorted(replies.r))
-		assert.are.equal("x", node:wait("sse", 5000).arg)
-		t = tag()
-		node:cmd { cmd = "sse", event = "ping_sse", args = { "y" }, tag = t }
-		local sr = node:wait("sse-replies", 10000, function(e) return e.tag == t end)
-		assert.is_nil(sr.error)
-		assert.are.same({ "lua1:y", "lua2:y" }, sorted(sr.replies))
-		local noted = {}
-		for i, n_ in ipairs(lua) do
-			n_.sio:of("/admin"):on("note_sse", function(x) noted[#noted + 1] = { i, x } end)
-		end
-		node:cmd { cmd = "sse", nsp = "/admin", event = "note_sse", args = { { a = json.array { 1, 2 } } } }
-		H.run_until(function() return #noted == 2 end, 10000, "the serverSideEmit from Node")
-		for _, x in ipairs(noted) do assert.are.same({ 1, 2 }, x[2].a) end
-		sio():of("/admin"):server_side_emit("note_sse", socketio.binary("\1\2"))
-		H.run_until(function() return #noted == 3 end, 10000, "the serverSideEmit from A to B")
-		assert.are.equal(2, noted[3][1])
-		assert.is_true(socketio.is_binary(noted[3][2]))
-		assert.are.equal("AQI=", node:wait("sse", 5000, function(e) return e.nsp == "/admin" end).arg["$bin"])
+		C.check_server_side_emit(cluster())
 
 		-- socketsJoin / socketsLeave from either kind of node reach all
 		sio():in_("r1"):sockets_join("r3")

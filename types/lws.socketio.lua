@@ -68,6 +68,21 @@
 ---@field sharded? boolean createShardedAdapter's protocol (Redis 7 SPUBLISH/SSUBSCRIBE) (default false)
 ---@field subscription_mode? "dynamic"|"dynamic-private"|"static" with sharded, as Node's subscriptionMode (default "dynamic")
 
+---@class lws.socketio.RedisStreamsAdapterOptions
+---@field host? string the Redis server (default "127.0.0.1")
+---@field port? integer 1..65535 (default 6379)
+---@field redis? lws.RedisOptions more lws.redis options (default none)
+---@field request_timeout? number ms a request waits for every node (default 5000)
+---@field stream_name? string the stream (default "socket.io")
+---@field stream_count? integer streams, <stream_name>-<i> per namespace when > 1 (default 1)
+---@field channel_prefix? string pub/sub channel prefix (default "socket.io")
+---@field use_sharded_pubsub? boolean SPUBLISH/SSUBSCRIBE (default false)
+---@field max_len? integer XADD MAXLEN ~ (default 10000)
+---@field read_count? integer XREAD COUNT (default 100)
+---@field block_time? integer XREAD BLOCK ms (default 5000)
+---@field session_key_prefix? string where sessions wait (default "sio:session:")
+---@field only_plaintext? boolean binary data as JSON in entries (default false)
+
 --- What lws.socketio.redis_adapter{…} returns: the value of the adapter
 --- option. One lws.redis client, opened by the first namespace and closed
 --- with the last (io:close() closes it).
@@ -413,5 +428,10 @@ function socketio.is_binary(v) end
 ---@param opts? lws.socketio.RedisAdapterOptions
 ---@return lws.socketio.RedisAdapter
 function socketio.redis_adapter(opts) end
+--- The value of the adapter option that speaks @socket.io/redis-streams-adapter
+--- 0.3's protocol: connection state recovery across nodes, Lua or Node.
+---@param opts? lws.socketio.RedisStreamsAdapterOptions
+---@return lws.socketio.RedisAdapter
+function socketio.redis_streams_adapter(opts) end
 
 return socketio

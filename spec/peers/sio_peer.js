@@ -154,6 +154,13 @@ const commands = {
     const eng = clients[c.id].s.io.engine;
     eng.transport.close();
   },
+  // {id, url}: the next reconnection goes to url (a load balancer that
+  // sends the client to another node), then drop the transport
+  move(c) {
+    const mgr = clients[c.id].s.io;
+    mgr.uri = c.url;
+    mgr.engine.transport.close();
+  },
   state(c) {
     const cl = clients[c.id];
     out({ ev: 'state', id: c.id, connected: cl.s.connected, sid: cl.s.id, transport: transportOf(cl.s, cl.version) });

@@ -3,7 +3,9 @@
 // spec/socketio_redis_adapter_spec.lua over the control socket (control.js).
 //   node sio_redis_server.js CONTROL_PORT REDIS_PORT [sharded MODE]
 // With "sharded", createShardedAdapter (Redis 7 sharded pub/sub) with
-// subscriptionMode MODE (spec/socketio_sharded_adapter_spec.lua).
+// subscriptionMode MODE (spec/socketio_sharded_adapter_spec.lua). With
+// "streams", @socket.io/redis-streams-adapter 0.3's createAdapter and
+// connectionStateRecovery (spec/socketio_streams_adapter_spec.lua).
 // {cmd: "listen"} -> {ev: "listening", port} once both Redis clients are up.
 // Operations name a namespace (nsp, default "/") and rooms/except lists;
 // results come back as events carrying the command's tag. The namespace
@@ -16,11 +18,13 @@ const nm = path.join(__dirname, '..', '..', 'node_modules');
 const { Server } = require(path.join(nm, 'socket.io'));
 const { createAdapter, createShardedAdapter } = require(path.join(nm, '@socket.io', 'redis-adapter'));
 const { createClient } = require(path.join(nm, 'redis'));
+const streams = require(path.join(nm, '@socket.io', 'redis-streams-adapter'));
 
 const { out, serve } = require('./control');
 
 const redisPort = Number(process.argv[3]);
 const sharded = process.argv[4] === 'sharded';
+const streamed = process.argv[4] === 'streams';
 const subscriptionMode = process.argv[5] || 'dynamic';
 let io;
 
@@ -73,11 +77,20 @@ const commands = {
     sub.on('error', (e) => out({ ev: 'redis-error', message: e.message }));
     await Promise.all([pub.connect(), sub.connect()]);
     const server = http.createServer();
-    const adapter = sharded ? createShardedAdapter(pub, sub, { subscriptionMode }) : createAdapter(pub, sub);
-    io = new Server(server, { allowEIO3: true, adapter });
+    let adapter;
+    const opts = { allowEIO3: true };
+    if (streamed) {
+      adapter = streams.createAdapter(pub);
+      opts.connectionStateRecovery = { maxDisconnectionDuration: 60000 };
+    } else {
+      adapter = sharded ? createShardedAdapter(pub, sub, { subscriptionMode }) : createAdapter(pub, sub);
+    }
+    opts.adapter = adapter;
+    io = new Server(server, opts);
     for (const name of ['/', '/admin']) {
       const nsp = io.of(name);
-      nsp.on('connection', (s) => out({ ev: 'connection', nsp: name, sid: s.id }));
+      nsp.on('connection', (s) => out({ ev: 'connection', nsp: name, sid: s.id, recovered: !!s.recovered,
+        rooms: [...s.rooms].sort(), data: toWire(s.data) }));
       nsp.on('ping_sse', (x, ack) => {
         out({ ev: 'sse', nsp: name, arg: toWire(x) });
         if (ack) ack('node:' + x);
@@ -95,6 +108,8 @@ const commands = {
     op.emit(c.event, ...fromWire(c.args || []));
   },
   join(c) { socketOf(c).join(c.room); out({ ev: 'joined', tag: c.tag }); },
+  // {nsp, sid, data, tag}: socket.data = data
+  set_data(c) { socketOf(c).data = fromWire(c.data); out({ ev: 'data-set', tag: c.tag }); },
   // {nsp, rooms, except, tag} -> {ev: "fetched", tag, sockets: [{id, rooms, data, handshake}]}
   async fetch(c) {
     try {

@@ -19,7 +19,7 @@ adapter factory: factory(nsp) -> adapter):
   add_sockets(opts, rooms) del_sockets(opts, rooms)
   disconnect_sockets(opts, close)    room operations on every node
   server_side_emit(args[, fn(err, replies)])  to the other nodes' namespace
-  persist_session(s) restore_session(pid, offset)   connection recovery
+  persist_session(s) restore_session(pid, offset, fn(session))   recovery
   close()
 opts = { rooms = set, except = set, flags = { volatile, local, timeout } };
 flags["local"] keeps an operation on this node. args = { n, name, ... }.
@@ -161,10 +161,11 @@ local function binaries(atts)
 end
 
 --- broadcast(args, opts[, ack_id]) -> sockets reached here. The in-memory
--- adapter delivers locally; cluster adapters publish first, then call it.
+-- adapter keeps the packet for connection state recovery (its offset the
+-- last argument), then delivers locally; cluster adapters publish first,
+-- then call it (or _deliver, when the offset comes from elsewhere).
 function Adapter:broadcast(args, opts, ack_id)
-	local server = self.nsp.server
-	if server.recovery and ack_id == nil and not (opts.flags and opts.flags.volatile) then
+	if self.nsp.server.recovery and ack_id == nil and not (opts.flags and opts.flags.volatile) then
 		offset_counter = offset_counter + 1
 		offset_prefix = offset_prefix or engine.generate_id():sub(1, 6)
 		local id = offset_prefix .. string.format("%x", offset_counter)
@@ -176,6 +177,13 @@ function Adapter:broadcast(args, opts, ack_id)
 		self.packets[self.last] = { id = id, opts = opts, args = args, at = now }
 		self.index[id] = self.last
 	end
+	return self:_deliver(args, opts, ack_id)
+end
+
+--- _deliver(args, opts[, ack_id]) -> sockets reached: the EVENT to this
+-- node's matches, nothing kept
+function Adapter:_deliver(args, opts, ack_id)
+	local server = self.nsp.server
 	local text, atts = server.codec.encode(P.EVENT, self.nsp.name, ack_id, args, true)
 	local targets = {}
 	self:apply(opts, function(s)
@@ -250,7 +258,15 @@ function Adapter:persist_session(session)
 	self.sessions[session.pid] = session
 end
 
-function Adapter:restore_session(pid, offset)
+--- restore_session(pid, offset, fn(session | nil)): the session pid left
+-- (sid, pid, rooms, data) with missed = the args of each packet after
+-- offset it should have had; fn may run before this returns (here it
+-- does) or later (an adapter that asks Redis)
+function Adapter:restore_session(pid, offset, fn)
+	return fn(self:_restore(pid, offset))
+end
+
+function Adapter:_restore(pid, offset)
 	local now = core.now()
 	self:_expire(now)
 	local session = self.sessions[pid]

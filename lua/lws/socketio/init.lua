@@ -60,6 +60,13 @@ function M.redis_adapter(opts)
 	return a
 end
 
+--- redis_streams_adapter{ host, port, stream_name, … } -> the value of the
+-- adapter option that speaks @socket.io/redis-streams-adapter's protocol:
+-- connection state recovery across nodes (lws.socketio.redis_streams)
+function M.redis_streams_adapter(opts)
+	return require("lws.socketio.redis_streams").new(opts, 3)   -- errors point at the caller
+end
+
 local fire = common.fire
 local P = parser
 local Namespace = namespace.Namespace

@@ -108,14 +108,22 @@ local function connect_error(socket, err)
 end
 
 function Namespace:_add(client, auth)
-	local server = self.server
-	local socket
-	local rec = server.recovery
+	local rec = self.server.recovery
 	if rec and type(auth.pid) == "string" and type(auth.offset) == "string" then
-		local previous = self.adapter:restore_session(auth.pid, auth.offset)
-		if previous then socket = new_socket(self, client, auth, previous) end
+		-- the adapter may answer later (lws.socketio.redis_streams asks Redis)
+		return self.adapter:restore_session(auth.pid, auth.offset, function(previous)
+			if client.session.state ~= "open" then return end
+			self:_admit(client, auth, previous)
+		end)
 	end
-	socket = socket or new_socket(self, client, auth)
+	return self:_admit(client, auth)
+end
+
+-- the socket of a CONNECT (previous: the session it takes over), through
+-- the middlewares (unless recovered and skip_middlewares) to _do_connect
+function Namespace:_admit(client, auth, previous)
+	local rec = self.server.recovery
+	local socket = new_socket(self, client, auth, previous)
 	self._pre[socket.id] = socket
 	if rec and rec.skip_middlewares and socket.recovered then
 		return self:_do_connect(socket)

@@ -345,6 +345,18 @@ function Sharded:_on_message(msg, channel)
 	local m, err = decode(msg)
 	if type(m) ~= "table" then return report("dropped a malformed message: " .. tostring(err)) end
 	if channel == self.response_channel then return self:_on_response(m) end
+	return self:_handle(m)
+end
+
+-- a broadcast without acks from another node, to this node's sockets
+-- (offset: its place in a Redis stream, lws.socketio.redis_streams)
+function Sharded:_remote_broadcast(args, opts)
+	return Base.broadcast(self, args, opts)
+end
+
+--- _handle(m[, offset]): a decoded ClusterAdapter message {type, data,
+-- uid, nsp} from another node
+function Sharded:_handle(m, offset)
 	if m.uid == self.uid or m.nsp ~= self.nsp.name then return end
 	local t, data = m.type, m.data
 	if type(data) ~= "table" then data = {} end
@@ -354,7 +366,7 @@ function Sharded:_on_message(msg, channel)
 			return report("dropped a broadcast that is not an event")
 		end
 		local id = data.requestId
-		if id == nil then return Base.broadcast(self, args_of(packet.data), local_opts(data.opts)) end
+		if id == nil then return self:_remote_broadcast(args_of(packet.data), local_opts(data.opts), offset) end
 		self:_answer_broadcast_with_ack(args_of(packet.data), local_opts(data.opts), function(n)
 			self:_respond_to(m.uid, BROADCAST_CLIENT_COUNT, map(COUNT_KEYS, { requestId = id, clientCount = n }))
 		end, function(first)
@@ -442,6 +454,11 @@ end
 
 ---------------------------------------------------------------------------
 -- the factory (lws.socketio.redis_adapter{ sharded = true, … } makes it)
+
+-- shared with lws.socketio.redis_streams (the same ClusterAdapter messages)
+M.map, M.has_binary, M.wire_opts, M.packet_of, M.new_uid, M.is_event = map, has_binary, wire_opts, packet_of,
+	new_uid, is_event
+M.MESSAGE_KEYS, M.BROADCAST_KEYS, M.MAY_BINARY = MESSAGE_KEYS, BROADCAST_KEYS, MAY_BINARY
 
 local ShardedFactory = setmetatable({}, { __index = Factory })
 ShardedFactory.__index = ShardedFactory
