@@ -5,6 +5,7 @@
 #   make demo       run the demos
 #   make asan       the spec suite against an ASan+UBSan build
 #   make valgrind   the spec suite under valgrind
+#                   (check, asan, valgrind: JOBS=2 runs two spec files at a time)
 #   make rock       luarocks make into a temporary tree and require it
 #   make soak       30 minutes of 1,000 churning clients (MINUTES=2 for CI's run)
 
@@ -20,6 +21,14 @@ SRCS      = $(wildcard csrc/*.c)
 HDRS      = $(wildcard csrc/*.h)
 BUSTED    = $(LUA) /usr/bin/busted
 SPECS    ?= spec
+# JOBS=2 (CI): check, asan and valgrind run the spec files two at a time
+# (.ci/shards; SPECS is then every spec file)
+JOBS     ?= 1
+ifeq ($(JOBS),1)
+spec_run = $(1) $(SPECS)
+else
+spec_run = ./.ci/shards $(JOBS) $(1)
+endif
 
 .PHONY: all build test check lint deps demo asan valgrind rock bench soak fuzz clean
 
@@ -47,7 +56,7 @@ lint:
 
 # The spec suite against the current build (no installs).
 check: build
-	@$(BUSTED) $(SPECS)
+	@$(call spec_run,$(BUSTED))
 
 demo: deps build
 	@./examples/run-demos $(if $(HOST),--host $(HOST))
@@ -59,18 +68,18 @@ build-asan/lws/core.so: $(SRCS) $(HDRS) Makefile
 
 # lua5.4 itself is not instrumented: preload the ASan runtime.
 asan: build build-asan/lws/core.so
-	@LWS_BUILD_DIR=build-asan \
+	@$(call spec_run,env LWS_BUILD_DIR=build-asan \
 	 LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	 ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \
 	 LSAN_OPTIONS=suppressions=$(CURDIR)/.ci/lsan.supp:print_suppressions=0 \
 	 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	 LWS_TEST_SLOW=2 $(BUSTED) $(SPECS)
+	 LWS_TEST_SLOW=2 $(BUSTED))
 
 valgrind: build
-	@LWS_TEST_SLOW=10 LWS_VALGRIND=1 valgrind --quiet --error-exitcode=99 \
+	@$(call spec_run,env LWS_TEST_SLOW=10 LWS_VALGRIND=1 valgrind --quiet --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite \
 	  --suppressions=$(CURDIR)/.ci/valgrind.supp \
-	  --trace-children=no $(BUSTED) $(SPECS)
+	  --trace-children=no $(BUSTED))
 
 rock:
 	@./.ci/rock-check

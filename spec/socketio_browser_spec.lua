@@ -48,9 +48,15 @@ local function state(b, id)
 	return cmd(b, { cmd = "state", id = id }, "state")
 end
 
-local function clean_page(st)
+-- allowed: console messages that are fine on this page (the server going
+-- away on purpose)
+local function clean_page(st, allowed)
 	assert.are.same({}, st.offsite, "requests off 127.0.0.1")
-	assert.are.same({}, st.problems, "console errors, CSP violations or dialogs")
+	local problems = {}
+	for _, m in ipairs(st.problems) do
+		if not (allowed and allowed[m]) then problems[#problems + 1] = m end
+	end
+	assert.are.same({}, problems, "console errors, CSP violations or dialogs")
 	local ws = 0
 	for _, url in ipairs(st.requests) do
 		assert.is_truthy(url:match("^http://127%.0%.0%.1:%d+/") or url:match("^ws://127%.0%.0%.1:%d+/"), url)
@@ -181,8 +187,13 @@ describe("the chatroom page in Chromium", function()
 		count(b, "c", 2)
 		local st = state(b, "a")
 		assert.is_true(st.connected)
-		clean_page(st)
-		clean_page(state(b, "c"))
+		-- the 2.x client library (engine.io-client 3) may still write to the
+		-- socket the old server closed, and Chromium says so on the console
+		-- (seen when the machine is busy: the page has not seen the close yet)
+		local late = { ["console: WebSocket is already in CLOSING or CLOSED state. (" .. url ..
+			"socket.io/socket.io.js)"] = true }
+		clean_page(st, late)
+		clean_page(state(b, "c"), late)
 		assert.are.same({}, H.errors)
 	end)
 end)

@@ -72,8 +72,8 @@ describe("socket.io redis streams adapter", function()
 	local sids = {}
 	local everyone = { "n1", "n2", "l1", "l2", "m1" }
 
-	local function lua_node()
-		return C.lua_node(lua, socketio.redis_streams_adapter { port = rs.port,
+	local function lua_node(sharded)
+		return C.lua_node(lua, socketio.redis_streams_adapter { port = rs.port, use_sharded_pubsub = sharded,
 			redis = { reconnect = { min = 50, max = 300 } } },
 			{ connection_state_recovery = { max_disconnection_duration = 60000 } })
 	end
@@ -82,14 +82,17 @@ describe("socket.io redis streams adapter", function()
 	local function wait_readers(n) C.wait_clients(rs.port, "cmd=xread", n) end
 
 	-- the cluster: a Node node with n1, n2; Lua node A with l1, l2; Lua node B with m1
-	local function start()
+	-- (sharded: requests and answers by SPUBLISH, useShardedPubSub)
+	local function start(sharded)
 		rs = H.redis_server()
-		node = H.node(NODE, { tostring(rs.port), "streams" })
+		node = H.node(NODE, { tostring(rs.port), "streams", sharded and "sharded" or "classic" })
 		node:cmd { cmd = "listen" }
 		node_port = math.tointeger(node:wait("listening", 15000).port)
-		lua_node()
-		lua_node()
-		for _, ch in ipairs { "socket.io#/#", "socket.io#/admin#" } do C.wait_subscribers(rs.port, ch, 3) end
+		lua_node(sharded)
+		lua_node(sharded)
+		for _, ch in ipairs { "socket.io#/#", "socket.io#/admin#" } do
+			C.wait_subscribers(rs.port, ch, 3, sharded and "SHARDNUMSUB" or "NUMSUB")
+		end
 		wait_readers(3)
 		p = H.node(PEER)
 		C.clients(p, sids, node_port, lua)
@@ -234,6 +237,23 @@ describe("socket.io redis streams adapter", function()
 		stop()
 	end)
 
+	it("sends requests and answers by sharded pub/sub with use_sharded_pubsub", function()
+		start(true)
+		rooms()
+		C.wait_subscribers(rs.port, "socket.io#/#", 0)   -- nothing on classic channels
+		C.check_server_count(cluster(), 3)               -- SHARDNUMSUB
+		C.check_fetch(cluster())
+		C.check_server_side_emit(cluster())
+		local acks
+		sio():timeout(5000 * H.SLOW):emit("ask", "q", function(err, r) acks = { err = err, r = r } end)
+		H.run_until(function() return acks end, 10000, "the broadcast acks")
+		assert.is_nil(acks.err)
+		assert.are.same(sorted(everyone), sorted(acks.r))
+		node:cmd { cmd = "emit", rooms = { "r2" }, event = "msg", args = { "node-to-r2" } }
+		expect(p, { "n2", "l2", "m1" }, "msg", "node-to-r2")
+		stop()
+	end)
+
 	-- the client id disconnects and comes back to url (after a second: its
 	-- reconnection delay); meanwhile gap() sends what it misses and returns
 	-- how many stream entries that makes, all in before it reconnects.
@@ -255,7 +275,7 @@ describe("socket.io redis streams adapter", function()
 		for _, text in ipairs(texts) do
 			p:wait("event", 10000, function(e) return e.id == id and e.event == "msg" and e.args[1] == text end)
 		end
-		H.run_for(300 * H.SLOW)
+		C.grace()
 		for _, ev in ipairs(p.events) do
 			assert.is_false(ev.ev == "event" and ev.id == id, "more for " .. id .. ": " .. json.encode(ev.args))
 		end

@@ -5,7 +5,8 @@
 // With "sharded", createShardedAdapter (Redis 7 sharded pub/sub) with
 // subscriptionMode MODE (spec/socketio_sharded_adapter_spec.lua). With
 // "streams", @socket.io/redis-streams-adapter 0.3's createAdapter and
-// connectionStateRecovery (spec/socketio_streams_adapter_spec.lua).
+// connectionStateRecovery (spec/socketio_streams_adapter_spec.lua); with
+// "streams sharded", its useShardedPubSub.
 // {cmd: "listen"} -> {ev: "listening", port} once both Redis clients are up.
 // Operations name a namespace (nsp, default "/") and rooms/except lists;
 // results come back as events carrying the command's tag. The namespace
@@ -80,7 +81,7 @@ const commands = {
     let adapter;
     const opts = { allowEIO3: true };
     if (streamed) {
-      adapter = streams.createAdapter(pub);
+      adapter = streams.createAdapter(pub, { useShardedPubSub: process.argv[5] === 'sharded' });
       opts.connectionStateRecovery = { maxDisconnectionDuration: 60000 };
     } else {
       adapter = sharded ? createShardedAdapter(pub, sub, { subscriptionMode }) : createAdapter(pub, sub);
