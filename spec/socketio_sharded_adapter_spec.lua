@@ -105,49 +105,7 @@ describe("socket.io sharded redis adapter", function()
 		assert.are.equal(wire(node_uid), spied[2])
 		spy:close()
 
-		sio():emit("msg", "from-lua")
-		expect(p, everyone, "msg", "from-lua")
-		lua[2].sio:emit("msg", "from-lua-b")
-		expect(p, everyone, "msg", "from-lua-b")
-		node:cmd { cmd = "emit", event = "msg", args = { "from-node" } }
-		expect(p, everyone, "msg", "from-node")
-		-- volatile crosses too (every client is on a websocket by now, so writable)
-		sio().volatile:emit("msg", "volatile-lua")
-		expect(p, everyone, "msg", "volatile-lua")
-		node:cmd { cmd = "emit", volatile = true, event = "msg", args = { "volatile-node" } }
-		expect(p, everyone, "msg", "volatile-node")
-
-		sio():to("r1"):emit("msg", "lua-to-r1")
-		expect(p, { "l1", "n1" }, "msg", "lua-to-r1")
-		lua[2].sio:to("r1"):emit("msg", "lua-b-to-r1")
-		expect(p, { "l1", "n1" }, "msg", "lua-b-to-r1")
-		node:cmd { cmd = "emit", rooms = { "r2" }, event = "msg", args = { "node-to-r2" } }
-		expect(p, { "n2", "l2", "m1" }, "msg", "node-to-r2")
-		node:cmd { cmd = "emit", rooms = { "r1" }, event = "msg", args = { "node-to-r1" } }
-		expect(p, { "l1", "n1" }, "msg", "node-to-r1")
-		sio():to("r1"):to("r2"):emit("msg", "lua-to-r1-r2")
-		expect(p, everyone, "msg", "lua-to-r1-r2")
-		sio():except("r2"):emit("msg", "lua-except-r2")
-		expect(p, { "l1", "n1" }, "msg", "lua-except-r2")
-		node:cmd { cmd = "emit", except = { "r1" }, event = "msg", args = { "node-except-r1" } }
-		expect(p, { "l2", "n2", "m1" }, "msg", "node-except-r1")
-		sio():to("r2"):except("r1"):emit("msg", "lua-r2-not-r1")
-		expect(p, { "l2", "n2", "m1" }, "msg", "lua-r2-not-r1")
-		-- a room nobody has: Lua publishes on its channel, nobody listens
-		sio():to("nobody"):emit("msg", "to-nobody")
-		-- one socket of another node (its id: the main channel in "dynamic")
-		sio():to(sids.n1):emit("msg", "lua-to-n1")
-		expect(p, { "n1" }, "msg", "lua-to-n1")
-		node:cmd { cmd = "emit", rooms = { sids.m1 }, event = "msg", args = { "node-to-m1" } }
-		expect(p, { "m1" }, "msg", "node-to-m1")
-		-- socket.broadcast: everyone but the sender, on every node
-		lua_socket("l1").broadcast:emit("msg", "not-l1")
-		expect(p, { "n1", "n2", "l2", "m1" }, "msg", "not-l1")
-		node:cmd { cmd = "socket_emit", sid = sids.n2, event = "msg", args = { "not-n2" } }
-		expect(p, { "n1", "l1", "l2", "m1" }, "msg", "not-n2")
-		lua_socket("m1"):to("r2"):emit("msg", "r2-not-m1")
-		expect(p, { "n2", "l2" }, "msg", "r2-not-m1")
-		for _, ev in ipairs(p.events) do assert.is_false(ev.ev == "event" and ev.args[1] == "to-nobody", ev.id) end
+		C.check_broadcasts(cluster())
 
 		-- a room left by all its sockets here loses its channel here
 		lua_socket("m1"):leave("r2")

@@ -158,26 +158,7 @@ describe("socket.io redis streams adapter", function()
 		assert.are.same(fields(entries[2][2][2]), entries[2][2])
 		assert.are.same(sorted { entries[1][1], entries[1][1], entries[2][1], entries[2][1] }, sorted(got))
 
-		sio():emit("msg", "from-lua")
-		expect(p, everyone, "msg", "from-lua")
-		lua[2].sio:emit("msg", "from-lua-b")
-		expect(p, everyone, "msg", "from-lua-b")
-		node:cmd { cmd = "emit", event = "msg", args = { "from-node" } }
-		expect(p, everyone, "msg", "from-node")
-		sio().volatile:emit("msg", "volatile-lua")
-		expect(p, everyone, "msg", "volatile-lua")
-		node:cmd { cmd = "emit", rooms = { "r2" }, event = "msg", args = { "node-to-r2" } }
-		expect(p, { "n2", "l2", "m1" }, "msg", "node-to-r2")
-		sio():except("r2"):emit("msg", "lua-except-r2")
-		expect(p, { "l1", "n1" }, "msg", "lua-except-r2")
-		node:cmd { cmd = "emit", except = { "r1" }, event = "msg", args = { "node-except-r1" } }
-		expect(p, { "l2", "n2", "m1" }, "msg", "node-except-r1")
-		sio():to(sids.n1):emit("msg", "lua-to-n1")
-		expect(p, { "n1" }, "msg", "lua-to-n1")
-		lua_socket("l1").broadcast:emit("msg", "not-l1")
-		expect(p, { "n1", "n2", "l2", "m1" }, "msg", "not-l1")
-		node:cmd { cmd = "socket_emit", sid = sids.n2, event = "msg", args = { "not-n2" } }
-		expect(p, { "n1", "l1", "l2", "m1" }, "msg", "not-n2")
+		C.check_broadcasts(cluster())
 
 		-- namespaces
 		C.check_namespaces(cluster(), node_port)

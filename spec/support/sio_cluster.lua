@@ -240,6 +240,58 @@ function M.check_server_side_emit(c)
 	assert.are.equal("AQI=", node:wait("sse", 5000, function(e) return e.nsp == "/admin" end).arg["$bin"])
 end
 
+--- check_broadcasts(c): io.emit, volatile, to(room), except,
+-- to(socket id), socket.broadcast, socket.to from both kinds of node reach
+-- exactly the clients they are for (see rooms())
+function M.check_broadcasts(c)
+	local lua, node, p, sids = c.lua, c.node, c.p, c.sids
+	local everyone = { "n1", "n2", "l1", "l2", "m1" }
+	local function socket(id) return M.lua_socket(lua, sids[id]) end
+	lua[1].sio:emit("msg", "from-lua")
+	M.expect(p, everyone, "msg", "from-lua")
+	lua[2].sio:emit("msg", "from-lua-b")
+	M.expect(p, everyone, "msg", "from-lua-b")
+	node:cmd { cmd = "emit", event = "msg", args = { "from-node" } }
+	M.expect(p, everyone, "msg", "from-node")
+	-- volatile crosses too (every client is on a websocket by now, so writable)
+	lua[1].sio.volatile:emit("msg", "volatile-lua")
+	M.expect(p, everyone, "msg", "volatile-lua")
+	node:cmd { cmd = "emit", volatile = true, event = "msg", args = { "volatile-node" } }
+	M.expect(p, everyone, "msg", "volatile-node")
+
+	lua[1].sio:to("r1"):emit("msg", "lua-to-r1")
+	M.expect(p, { "l1", "n1" }, "msg", "lua-to-r1")
+	lua[2].sio:to("r1"):emit("msg", "lua-b-to-r1")
+	M.expect(p, { "l1", "n1" }, "msg", "lua-b-to-r1")
+	node:cmd { cmd = "emit", rooms = { "r2" }, event = "msg", args = { "node-to-r2" } }
+	M.expect(p, { "n2", "l2", "m1" }, "msg", "node-to-r2")
+	node:cmd { cmd = "emit", rooms = { "r1" }, event = "msg", args = { "node-to-r1" } }
+	M.expect(p, { "l1", "n1" }, "msg", "node-to-r1")
+	lua[1].sio:to("r1"):to("r2"):emit("msg", "lua-to-r1-r2")
+	M.expect(p, everyone, "msg", "lua-to-r1-r2")
+	lua[1].sio:except("r2"):emit("msg", "lua-except-r2")
+	M.expect(p, { "l1", "n1" }, "msg", "lua-except-r2")
+	node:cmd { cmd = "emit", except = { "r1" }, event = "msg", args = { "node-except-r1" } }
+	M.expect(p, { "l2", "n2", "m1" }, "msg", "node-except-r1")
+	lua[1].sio:to("r2"):except("r1"):emit("msg", "lua-r2-not-r1")
+	M.expect(p, { "l2", "n2", "m1" }, "msg", "lua-r2-not-r1")
+	-- a room nobody has: nobody gets it
+	lua[1].sio:to("nobody"):emit("msg", "to-nobody")
+	-- one socket of another node
+	lua[1].sio:to(sids.n1):emit("msg", "lua-to-n1")
+	M.expect(p, { "n1" }, "msg", "lua-to-n1")
+	node:cmd { cmd = "emit", rooms = { sids.m1 }, event = "msg", args = { "node-to-m1" } }
+	M.expect(p, { "m1" }, "msg", "node-to-m1")
+	-- socket.broadcast: everyone but the sender, on every node
+	socket("l1").broadcast:emit("msg", "not-l1")
+	M.expect(p, { "n1", "n2", "l2", "m1" }, "msg", "not-l1")
+	node:cmd { cmd = "socket_emit", sid = sids.n2, event = "msg", args = { "not-n2" } }
+	M.expect(p, { "n1", "l1", "l2", "m1" }, "msg", "not-n2")
+	socket("m1"):to("r2"):emit("msg", "r2-not-m1")
+	M.expect(p, { "n2", "l2" }, "msg", "r2-not-m1")
+	for _, ev in ipairs(p.events) do assert.is_false(ev.ev == "event" and ev.args[1] == "to-nobody", ev.id) end
+end
+
 --- check_namespaces(c, node_port): /admin clients on each node (na, la,
 -- ma) get /admin's broadcasts from both kinds of node
 function M.check_namespaces(c, node_port)
