@@ -5,7 +5,8 @@
  * open packet "0{…}", our CONNECT "40" to the main namespace, its answer
  * "40{…}", pings "2" answered "3", events "42[…]". The broadcast workload
  * (broadcast.c) runs on top: conn 0 emits ["pub", payload], every session
- * gets ["b", payload] once; the payload is broadcast.c's, so the sequence,
+ * gets ["b", payload] once (or ["b", payload, offset] with connection state
+ * recovery); the payload is broadcast.c's, so the sequence,
  * ordering and latency checks are the same as in the plain mode.
  */
 #include "loadgen.h"
@@ -112,7 +113,15 @@ void sio_message(struct conn *c, int op, const unsigned char *d, size_t n,
 			sio_fail(c, "event before the CONNECT reply", d, n);
 			return;
 		}
-		bcast_message(c, op, d + bl, n - bl - el, now);
+		/* with connection state recovery the server adds the packet's
+		 * offset as one more string argument: ["b", payload, offset] */
+		const unsigned char *body = d + bl;
+		size_t blen = n - bl - el;
+		const unsigned char *sep = memmem(body, blen, "\",\"", 3);
+
+		if (sep)
+			blen = (size_t)(sep - body);
+		bcast_message(c, op, body, blen, now);
 		return;
 	}
 	sio_fail(c, "unexpected Socket.IO packet", d, n);
