@@ -100,11 +100,20 @@ local function stream_of(f, nsp_name)
 end
 M.stream_of = stream_of
 
--- an entry's fields { k1, v1, k2, v2, … } -> the message, or nil, why
-local function decode_entry(fields)
-	if type(fields) ~= "table" then return nil, "no fields" end
+-- an entry's fields { k1, v1, k2, v2, … } -> { field = value }
+local function fields_of(fields)
+	if type(fields) ~= "table" then return nil end
 	local raw = {}
 	for i = 1, #fields - 1, 2 do raw[fields[i]] = fields[i + 1] end
+	return raw
+end
+
+-- an entry's fields (the list, or fields_of's table) -> the message, or
+-- nil, why
+local function decode_entry(fields)
+	local raw = fields
+	if type(fields) == "table" and fields[1] ~= nil then raw = fields_of(fields) end
+	if type(raw) ~= "table" then return nil, "no fields" end
 	local t = math.tointeger(tonumber(raw.type))
 	if type(raw.nsp) ~= "string" or not t then return nil, "no nsp or type" end
 	local m = { uid = raw.uid, nsp = raw.nsp, type = t }
@@ -350,12 +359,16 @@ end
 local function dispatch(f, stream, entries)
 	for _, e in ipairs(entries) do
 		if type(e) == "table" and type(e[1]) == "string" then
-			local m, err = decode_entry(e[2])
-			if not m then
-				report(("dropped a malformed entry %s of %s: %s"):format(e[1], stream, err))
-			else
-				for a in pairs(f.adapters[m.nsp] or {}) do
-					if a.stream == stream then a:_handle(m, e[1]) end
+			local raw = fields_of(e[2]) or {}
+			local m, err
+			for a in pairs(type(raw.nsp) == "string" and f.adapters[raw.nsp] or {}) do
+				-- our own entries come back too: dropped before their data is decoded
+				if a.stream == stream and raw.uid ~= a.uid then
+					if not m and not err then
+						m, err = decode_entry(raw)
+						if not m then report(("dropped a malformed entry %s of %s: %s"):format(e[1], stream, err)) end
+					end
+					if m then a:_handle(m, e[1]) end
 				end
 			end
 			f.readers[stream].offset = e[1]
