@@ -169,7 +169,21 @@ frame_parse(struct frame_rx *f, unsigned char *in, size_t len, const struct fram
 		if (f->state == ST_DEAD)
 			return -1;
 		if (f->state == ST_HDR) {
-			size_t need = f->hlen < 2 ? 2 : header_size(f->hdr);
+			size_t need;
+
+			/* the usual case: a whole header in the buffer, one copy */
+			if (!f->hlen && len - i >= 2) {
+				need = header_size(in + i);
+				if (len - i >= need) {
+					memcpy(f->hdr, in + i, need);
+					f->hlen = (uint8_t)need;
+					i += need;
+					if (header_done(f, s, ud))
+						return -1;
+					continue;
+				}
+			}
+			need = f->hlen < 2 ? 2 : header_size(f->hdr);
 
 			while (f->hlen < need && i < len) {
 				f->hdr[f->hlen++] = in[i++];
